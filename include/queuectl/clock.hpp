@@ -1,0 +1,25 @@
+// clock: wall-clock time as microseconds since the epoch, and its RFC 3339 form.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace queuectl {
+
+using Micros = std::int64_t; // microseconds since 1970-01-01T00:00:00Z
+
+Micros now_micros();
+
+// "2026-11-23T05:00:00.123456Z": always UTC, always six fraction digits.
+std::string format_time(Micros t);
+
+// Parses RFC 3339 ("2026-11-23T05:00:00Z", "...T05:00:00.5+01:00", a space instead of
+// 'T'). nullopt when the text is not such a time.
+std::optional<Micros> parse_time(std::string_view text);
+
+// Seconds (may be fractional) to microseconds, saturating.
+Micros seconds_to_micros(double seconds);
+
+} // namespace queuectl

@@ -1,0 +1,47 @@
+// config: the spool's settings (SPOOL/config.json) and their validation.
+#pragma once
+
+#include "queuectl/job.hpp"
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace queuectl {
+
+class Config {
+public:
+  // The known keys, with dashes, in the order `config list` prints them.
+  static const std::vector<std::string>& keys();
+  // "max_retries" -> "max-retries". Throws Error(Exit::usage) for an unknown key.
+  static std::string canonical_key(std::string_view key);
+
+  // Parses config.json; an empty text means defaults. Throws Error(Exit::failure) when
+  // the file is not a JSON object (a broken config is a spool problem, not bad usage).
+  static Config parse(std::string_view text, const std::string& display);
+
+  // The value of a key: the stored one, else its default.
+  Json get(std::string_view key) const;
+  // Validates `value` for `key` and stores it. Throws Error(Exit::usage) when invalid.
+  void set(std::string_view key, std::string_view value);
+  // Removes a stored value (the default applies again). False if none was stored.
+  bool unset(std::string_view key);
+
+  // key/value pairs of every known key, defaults included.
+  std::vector<std::pair<std::string, Json>> list() const;
+
+  JobDefaults job_defaults() const;
+  double backoff_base() const;
+  double backoff_max() const;
+
+  std::string dump() const;
+
+private:
+  Json m_values = Json::object(); // only what was set, plus unknown keys kept as they are
+};
+
+// Renders a config or job number as users write it: 3, 2.5, 0.
+std::string format_value(const Json& v);
+
+} // namespace queuectl

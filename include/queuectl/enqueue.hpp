@@ -1,0 +1,40 @@
+// enqueue: turning user input (a JSON argument, flags, or JSON lines) into new jobs.
+#pragma once
+
+#include "queuectl/clock.hpp"
+#include "queuectl/job.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace queuectl {
+
+class Spool;
+
+// Fields given as command-line flags; each one set wins over the JSON's field.
+struct JobOverrides {
+  std::optional<std::string> command;
+  std::optional<std::string> id;
+  std::optional<std::int64_t> priority;
+  std::optional<std::int64_t> max_retries;
+  std::optional<double> timeout;
+  std::optional<Micros> run_at;
+};
+
+// Builds a new job from `base` (a JSON object or null) and the overrides, with the
+// spool's defaults filled in, and validates it. Throws Error(Exit::usage).
+Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now);
+
+// Enqueues one job. Returns its id. Throws Error(usage) when invalid, Error(failure) for
+// a duplicate id or an I/O error.
+std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o);
+
+// Enqueues one JSON object per line of `input` (blank lines skipped), all or nothing: every
+// line is validated (syntax, fields, ids unique in the batch and in the spool) before any
+// job is written. Throws Error(usage, "line N: why"). Returns the ids in input order.
+std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o);
+
+} // namespace queuectl

@@ -1,0 +1,57 @@
+// lifecycle: the rules that move a job through its states: claim, outcome of a run,
+// backoff, and recovery of jobs whose worker died.
+#pragma once
+
+#include "queuectl/config.hpp"
+#include "queuectl/job_index.hpp"
+#include "queuectl/spool.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace queuectl {
+
+// How a run ended. `error` is empty for success (exit status 0).
+struct RunResult {
+  std::optional<int> exit_code; // 128+N for signal N; nullopt when it never ran
+  std::string error;            // "exit status 3", "timeout", "worker died", ...
+};
+
+// min(base ^ attempts, max) seconds.
+double backoff_seconds(std::int64_t attempts, double base, double max);
+
+// Records a finished run in `job` (exit_code, last_error, next_run_at) and returns where
+// it goes: completed; failed when attempts <= max_retries (a retry remains); else dead.
+JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now);
+
+struct Claim {
+  LockedJob locked; // in processing/, locked
+  Job job;          // attempts already incremented
+};
+
+enum class ClaimOutcome { claimed, gone, not_due, quarantined };
+
+// Tries to claim the indexed job: lock it, check it (a drop-in is validated and given
+// its defaults; an invalid one goes to dead/ with why), count the attempt and move it to
+// processing/. `not_due` sets `*due` (the index was stale). Throws Error only for I/O.
+ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Micros now,
+                       std::optional<Claim>& out, Micros* due);
+
+struct Recovered {
+  std::string id;
+  JobState to;
+};
+
+// Recovers every processing/ job whose lock is free (its worker and command are gone):
+// the lost run counts as a failed attempt ("worker died") and the retry rule applies.
+// A stale copy of a job that also exists in another state is removed. Reads only
+// processing/ (a handful of entries), so it is cheap enough to run every few seconds.
+// Safe to run from any number of processes.
+std::vector<Recovered> recover_abandoned(Spool& spool);
+
+// Removes dot-temporaries older than ten minutes, unlocked, that crashed writers left in
+// the state directories. Reads every state directory: run it at start, not in a loop.
+void remove_stale_temps(const Spool& spool);
+
+} // namespace queuectl

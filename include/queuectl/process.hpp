@@ -1,0 +1,34 @@
+// process: running a job's command as a child in its own process group.
+#pragma once
+
+#include "queuectl/job.hpp"
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+namespace queuectl {
+
+struct SpawnSpec {
+  std::string command;                // run as /bin/sh -c command
+  std::optional<std::string> cwd;     // chdir there first
+  Json env = Json::object();          // added to (or replacing in) the worker's environment
+  int log_fd = -1;                    // stdout and stderr (stdin is /dev/null)
+  int keep_fd = -1;                   // inherited by the command (the job's lock)
+};
+
+// Starts the command with posix_spawn in a new process group (pgid = pid) with default
+// signal dispositions and an empty signal mask. Returns its pid. Throws Error(failure)
+// when it cannot start (e.g. cwd missing), with the reason.
+pid_t spawn_job(const SpawnSpec& spec);
+
+// Signals the whole process group of a job. Ignores ESRCH.
+void signal_group(pid_t pgid, int sig);
+
+// Maps a wait status to the job's exit_code: the exit status, or 128+N for signal N.
+int exit_code_of(int wait_status);
+// "exit status 3", "killed by signal 9 (SIGKILL)".
+std::string describe_status(int wait_status);
+
+} // namespace queuectl

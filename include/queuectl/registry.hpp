@@ -1,0 +1,64 @@
+// registry: how workers and supervisors announce themselves in SPOOL/workers/.
+//
+//   workers/supervisor-<pid>.json  {"pid","since","count"}      locked by the supervisor
+//   workers/worker-<pid>.json      {"pid","supervisor","since"} locked by the worker
+//   workers/worker-<pid>.job       the id of the job the worker runs (absent when idle)
+//
+// A record is alive exactly while its flock(2) is held: the kernel drops the lock when
+// the process dies, however it dies, so a PID is never trusted on its own. A record is
+// locked before it gets its name (dot-temp, lock, rename), so nobody sees it unlocked.
+#pragma once
+
+#include "queuectl/clock.hpp"
+#include "queuectl/fd.hpp"
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace queuectl {
+
+class Spool;
+
+enum class RecordKind { supervisor, worker };
+
+struct WorkerInfo {
+  RecordKind kind;
+  pid_t pid = 0;
+  pid_t supervisor = 0; // workers only
+  std::string since;
+  std::optional<std::string> job; // workers only
+  std::string file;               // record file name in workers/
+};
+
+// A record held by this process; released (and removed) on destruction.
+class Registration {
+public:
+  Registration(const Spool& spool, RecordKind kind, pid_t supervisor, int count);
+  Registration(Registration&&) = default;
+  Registration& operator=(Registration&&) = delete;
+  ~Registration();
+
+  // Records the job this worker runs (nullopt: idle). Not fsync'ed: it is advice for
+  // `worker status`, rebuilt from scratch by every new worker.
+  void set_job(const std::optional<std::string>& id);
+  // Drops the lock without removing the file: for a forked child that must not hold it.
+  void abandon() { m_lock.reset(); m_dir = -1; }
+
+private:
+  int m_dir = -1;
+  std::string m_name;
+  std::string m_job_name;
+  Fd m_lock;
+};
+
+// Live records of the spool, supervisors and workers; stale ones are removed on the way.
+std::vector<WorkerInfo> live_records(const Spool& spool);
+// Number of live worker processes.
+std::size_t live_worker_count(const Spool& spool);
+
+// Blocks until the process holding record `file` has exited (its lock is free).
+void wait_for_exit(const Spool& spool, const std::string& file);
+
+} // namespace queuectl

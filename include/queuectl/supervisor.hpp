@@ -1,0 +1,27 @@
+// supervisor: `worker start`, `worker stop`: a foreground parent of N worker processes.
+#pragma once
+
+#include <filesystem>
+#include <sys/types.h>
+#include <vector>
+
+namespace queuectl {
+
+class Spool;
+
+// Runs N workers on the spool in the foreground until SIGTERM/SIGINT (graceful) or
+// SIGUSR1 (stop now), replacing any worker that dies. When `ready_fd` >= 0, writes the
+// supervisor's PID and then each worker's PID (one per line) to it once all are
+// registered, and closes it. Returns the exit status (0 after a clean stop).
+int run_supervisor(const std::filesystem::path& root, int count, int ready_fd);
+
+// Starts a supervisor in the background (new session, no inherited stdio) and returns
+// its PID followed by its workers' PIDs once they are ready. Throws Error on failure.
+std::vector<pid_t> start_detached(const std::filesystem::path& root, int count);
+
+// Asks every supervisor on the spool to stop (gracefully, or at once with `now`) and
+// waits until all its supervisors and workers have exited. Returns how many processes
+// were stopped (supervisors plus workers).
+std::size_t stop_all(const Spool& spool, bool now);
+
+} // namespace queuectl

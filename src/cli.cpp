@@ -1,0 +1,401 @@
+#include "queuectl/cli.hpp"
+
+#include "queuectl/enqueue.hpp"
+#include "queuectl/error.hpp"
+#include "queuectl/logs.hpp"
+#include "queuectl/registry.hpp"
+#include "queuectl/spool.hpp"
+#include "queuectl/supervisor.hpp"
+#include "queuectl/sys.hpp"
+#include "queuectl/version.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+namespace queuectl::cli {
+
+namespace {
+
+void out(std::string_view s) { sys::write_all(STDOUT_FILENO, s, "standard output"); }
+
+JobState state_arg(const std::string& s, bool allow_all_states = true) {
+  const auto st = parse_state(s);
+  if (!st || (!allow_all_states && *st != JobState::completed && *st != JobState::dead)) {
+    bad_usage(fmt::format("invalid state '{}': expected {}", s,
+                          allow_all_states ? "pending, processing, failed, completed (or done), dead"
+                                           : "completed (or done) or dead"));
+  }
+  return *st;
+}
+
+std::string shorten(std::string s, std::size_t n) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\t' || c == '\r') {
+      c = ' ';
+    }
+  }
+  if (s.size() > n) {
+    s = s.substr(0, n - 3) + "...";
+  }
+  return s;
+}
+
+void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
+  if (json) {
+    Json arr = Json::array();
+    for (const StoredJob& sj : jobs) {
+      arr.push_back(sj.job.json());
+    }
+    out(arr.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+    return;
+  }
+  if (jobs.empty()) {
+    return;
+  }
+  std::size_t w = 2;
+  for (const StoredJob& sj : jobs) {
+    w = std::max(w, sj.job.id().size());
+  }
+  std::string text = fmt::format("{:<{}}  {:<10}  {:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", "PRI",
+                                 "TRIES", "CREATED", "COMMAND / LAST ERROR");
+  for (const StoredJob& sj : jobs) {
+    const Json& j = sj.job.json();
+    std::string created = j.value("created_at", std::string());
+    if (const auto t = parse_time(created)) {
+      created = format_time(*t).substr(0, 19) + "Z";
+    }
+    std::string what = shorten(sj.job.command(), 60);
+    if (const auto it = j.find("last_error"); it != j.end() && it->is_string() &&
+                                              sj.state != JobState::completed) {
+      what += "  [" + shorten(it->get<std::string>(), 40) + "]";
+    }
+    text += fmt::format("{:<{}}  {:<10}  {:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w,
+                        state_name(sj.state), sj.job.priority(), sj.job.attempts(),
+                        sj.job.max_retries() + 1, created, what);
+  }
+  out(text);
+}
+
+std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t limit,
+                                 bool has_limit) {
+  std::vector<StoredJob> jobs;
+  if (!state.empty()) {
+    jobs = spool.list(state_arg(state));
+  } else {
+    for (JobState s : k_all_states) {
+      auto part = spool.list(s);
+      std::move(part.begin(), part.end(), std::back_inserter(jobs));
+    }
+    std::stable_sort(jobs.begin(), jobs.end(), [](const StoredJob& a, const StoredJob& b) {
+      const auto ta = a.job.time_field("created_at").value_or(0);
+      const auto tb = b.job.time_field("created_at").value_or(0);
+      return ta != tb ? ta < tb : a.job.id() < b.job.id();
+    });
+  }
+  if (has_limit && jobs.size() > limit) {
+    jobs.resize(limit);
+  }
+  return jobs;
+}
+
+Json status_json(const Spool& spool) {
+  const auto c = spool.counts();
+  Json j = Json::object();
+  for (JobState s : k_all_states) {
+    j[std::string(state_name(s))] = c[static_cast<std::size_t>(s)];
+  }
+  j["workers"] = live_worker_count(spool);
+  return j;
+}
+
+std::string read_stdin() { return sys::read_all(STDIN_FILENO, "standard input"); }
+
+} // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"queuectl: a background job queue in a spool directory", "queuectl"};
+  app.set_version_flag("--version", std::string("queuectl ") + k_version);
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.footer("Run 'queuectl COMMAND --help' for a command's options; see queuectl(1).");
+  std::string spool_flag;
+  app.add_option("--spool", spool_flag, "spool directory (default: $QUEUECTL_SPOOL, else "
+                                        "/var/spool/queuectl for root, else ~/.local/state/queuectl)")
+      ->type_name("DIR");
+
+  // enqueue
+  auto* enq = app.add_subcommand("enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command");
+  std::string enq_json;
+  JobOverrides ov;
+  std::string o_command, o_id, o_run_at;
+  std::int64_t o_priority = 0, o_max_retries = 0;
+  double o_timeout = 0, o_delay = 0;
+  enq->add_option("json", enq_json, "the job as a JSON object, or - to read one object per line from stdin")
+      ->type_name("JSON|-");
+  auto* c_opt = enq->add_option("--command", o_command, "shell command to run (instead of a JSON job)")->type_name("CMD");
+  auto* id_opt = enq->add_option("--id", o_id, "job id (default: generated, time-ordered)")->type_name("ID");
+  auto* p_opt = enq->add_option("--priority", o_priority, "higher runs first (default: config priority)")->type_name("N");
+  auto* r_opt = enq->add_option("--max-retries", o_max_retries, "retries after the first failure")
+                    ->type_name("N")->check(CLI::NonNegativeNumber);
+  auto* t_opt = enq->add_option("--timeout", o_timeout, "seconds before the job is killed (0 = none)")
+                    ->type_name("SEC")->check(CLI::NonNegativeNumber);
+  auto* at_opt = enq->add_option("--run-at", o_run_at, "do not run before this RFC 3339 time")->type_name("TIME");
+  auto* d_opt = enq->add_option("--delay", o_delay, "do not run for this many seconds")
+                    ->type_name("SEC")->check(CLI::NonNegativeNumber);
+  at_opt->excludes(d_opt);
+
+  // status, list, show
+  bool json = false;
+  auto* status = app.add_subcommand("status", "count jobs per state and live workers");
+  status->add_flag("--json", json, "print one JSON object");
+  auto* list = app.add_subcommand("list", "list jobs, oldest first");
+  std::string list_state;
+  std::size_t limit = 0;
+  list->add_option("--state", list_state, "only this state: pending, processing, failed, completed (done), dead")
+      ->type_name("STATE");
+  auto* limit_opt = list->add_option("--limit", limit, "print at most N jobs")->type_name("N");
+  list->add_flag("--json", json, "print a JSON array of the jobs as stored");
+  auto* show = app.add_subcommand("show", "print a job's JSON");
+  std::string job_id;
+  show->add_option("id", job_id, "job id")->required()->type_name("ID");
+  show->add_flag("--json", json, "print JSON (the default; accepted for scripts)");
+
+  auto* logs = app.add_subcommand("logs", "print a job's output log");
+  bool follow = false;
+  logs->add_option("id", job_id, "job id")->required()->type_name("ID");
+  logs->add_flag("-f,--follow", follow, "keep printing new output until the job is completed or dead");
+
+  auto* cancel = app.add_subcommand("cancel", "move a pending or failed job to the dead-letter queue");
+  cancel->add_option("id", job_id, "job id")->required()->type_name("ID");
+
+  double older_than = 0;
+  auto* purge = app.add_subcommand("purge", "delete completed or dead jobs with their logs");
+  std::string purge_state;
+  purge->add_option("--state", purge_state, "completed (or done) or dead")->required()->type_name("STATE");
+  auto* purge_age = purge->add_option("--older-than", older_than, "only jobs last updated more than SEC seconds ago")
+                        ->type_name("SEC")->check(CLI::NonNegativeNumber);
+
+  // dlq
+  auto* dlq = app.add_subcommand("dlq", "the dead-letter queue: list, retry, purge");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "list dead jobs, oldest first");
+  dlq_list->add_flag("--json", json, "print a JSON array of the jobs as stored");
+  auto* dlq_retry = dlq->add_subcommand("retry", "move dead jobs back to pending with attempts reset");
+  std::vector<std::string> retry_ids;
+  bool retry_all = false;
+  auto* ids_opt = dlq_retry->add_option("ids", retry_ids, "job ids")->type_name("ID...");
+  auto* all_opt = dlq_retry->add_flag("--all", retry_all, "retry every dead job");
+  ids_opt->excludes(all_opt);
+  auto* dlq_purge = dlq->add_subcommand("purge", "delete dead jobs (and their logs and original files)");
+  auto* dlq_age = dlq_purge->add_option("--older-than", older_than, "only jobs last updated more than SEC seconds ago")
+                      ->type_name("SEC")->check(CLI::NonNegativeNumber);
+
+  // config
+  auto* config = app.add_subcommand("config", "show and change the spool's settings");
+  config->require_subcommand(1);
+  std::string key, value;
+  auto* cfg_list = config->add_subcommand("list", "print every setting, defaults included");
+  cfg_list->add_flag("--json", json, "print one JSON object");
+  auto* cfg_get = config->add_subcommand("get", "print one setting's value");
+  cfg_get->add_option("key", key, "max-retries, backoff-base, backoff-max, timeout or priority")->required();
+  auto* cfg_set = config->add_subcommand("set", "change a setting");
+  cfg_set->add_option("key", key, "setting name")->required();
+  cfg_set->add_option("value", value, "new value")->required();
+  auto* cfg_unset = config->add_subcommand("unset", "return a setting to its default");
+  cfg_unset->add_option("key", key, "setting name")->required();
+
+  // worker
+  auto* worker = app.add_subcommand("worker", "run, stop and inspect worker processes");
+  worker->require_subcommand(1);
+  auto* w_start = worker->add_subcommand("start", "run N workers under a supervisor in the foreground");
+  int count = 1;
+  bool detach = false;
+  w_start->add_option("-c,--count", count, "number of worker processes")->type_name("N")->check(CLI::Range(1, 1024));
+  w_start->add_flag("-d,--detach", detach, "run in the background; print the supervisor's and workers' PIDs");
+  auto* w_stop = worker->add_subcommand("stop", "stop every worker on the spool and wait for them");
+  bool now = false;
+  w_stop->add_flag("--now", now, "kill running jobs (counted as failed attempts) instead of waiting for them");
+  auto* w_status = worker->add_subcommand("status", "list worker processes and the job each runs");
+  w_status->add_flag("--json", json, "print a JSON array");
+
+  try {
+    app.parse(argc, argv);
+    if (argc < 2) {
+      bad_usage("missing command; see 'queuectl --help'");
+    }
+    Spool spool = Spool::open(Spool::resolve(spool_flag));
+
+    if (enq->parsed()) {
+      if (c_opt->count()) ov.command = o_command;
+      if (id_opt->count()) ov.id = o_id;
+      if (p_opt->count()) ov.priority = o_priority;
+      if (r_opt->count()) ov.max_retries = o_max_retries;
+      if (t_opt->count()) ov.timeout = o_timeout;
+      if (at_opt->count()) {
+        const auto t = parse_time(o_run_at);
+        if (!t) {
+          bad_usage(fmt::format("invalid --run-at '{}': expected an RFC 3339 time such as 2026-11-23T05:00:00Z", o_run_at));
+        }
+        ov.run_at = *t;
+      }
+      if (d_opt->count()) ov.run_at = now_micros() + seconds_to_micros(o_delay);
+      if (enq_json == "-") {
+        std::string ids;
+        for (const std::string& id : enqueue_lines(spool, read_stdin(), ov)) {
+          ids += id + "\n";
+        }
+        out(ids);
+      } else {
+        Json base;
+        if (!enq_json.empty()) {
+          base = Job::parse(enq_json).json();
+        } else if (!ov.command) {
+          bad_usage("nothing to enqueue: give a JSON job, '-', or --command CMD");
+        }
+        out(enqueue_one(spool, base, ov) + "\n");
+      }
+    } else if (status->parsed()) {
+      const Json j = status_json(spool);
+      if (json) {
+        out(j.dump() + "\n");
+      } else {
+        std::string text;
+        for (const auto& [k, v] : j.items()) {
+          text += fmt::format("{:<11} {}\n", k, v.get<std::size_t>());
+        }
+        out(text);
+      }
+    } else if (list->parsed()) {
+      print_jobs(list_jobs(spool, list_state, limit, limit_opt->count() > 0), json);
+    } else if (show->parsed()) {
+      out(spool.load(job_id).job.json().dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+    } else if (logs->parsed()) {
+      print_log(spool, job_id, follow, STDOUT_FILENO);
+    } else if (cancel->parsed()) {
+      spool.cancel(job_id);
+      out(fmt::format("cancelled {}\n", job_id));
+    } else if (purge->parsed()) {
+      const JobState s = state_arg(purge_state, false);
+      const auto n = spool.purge(s, purge_age->count() ? std::optional<double>(older_than) : std::nullopt);
+      out(fmt::format("purged {} {} job{}\n", n, state_name(s), n == 1 ? "" : "s"));
+    } else if (dlq_list->parsed()) {
+      print_jobs(spool.list(JobState::dead), json);
+    } else if (dlq_retry->parsed()) {
+      if (retry_all) {
+        for (const StoredJob& sj : spool.list(JobState::dead)) {
+          if (!sj.job.json().contains("original_file")) {
+            retry_ids.push_back(sj.job.id());
+          }
+        }
+      } else if (retry_ids.empty()) {
+        bad_usage("dlq retry needs job ids or --all");
+      }
+      for (const std::string& id : retry_ids) {
+        spool.retry_dead(id);
+        out(fmt::format("retried {}\n", id));
+      }
+    } else if (dlq_purge->parsed()) {
+      const auto n = spool.purge(JobState::dead, dlq_age->count() ? std::optional<double>(older_than) : std::nullopt);
+      out(fmt::format("purged {} dead job{}\n", n, n == 1 ? "" : "s"));
+    } else if (cfg_list->parsed()) {
+      const Config c = spool.load_config();
+      if (json) {
+        Json j = Json::object();
+        for (const auto& [k, v] : c.list()) {
+          j[k] = v;
+        }
+        out(j.dump() + "\n");
+      } else {
+        std::string text;
+        for (const auto& [k, v] : c.list()) {
+          text += fmt::format("{} {}\n", k, format_value(v));
+        }
+        out(text);
+      }
+    } else if (cfg_get->parsed()) {
+      out(format_value(spool.load_config().get(key)) + "\n");
+    } else if (cfg_set->parsed()) {
+      Config c = spool.load_config();
+      c.set(key, value);
+      spool.save_config(c);
+    } else if (cfg_unset->parsed()) {
+      Config c = spool.load_config();
+      if (c.unset(key)) {
+        spool.save_config(c);
+      }
+    } else if (w_start->parsed()) {
+      if (detach) {
+        std::string text;
+        for (pid_t pid : start_detached(spool.root(), count)) {
+          text += fmt::format("{}\n", pid);
+        }
+        out(text);
+      } else {
+        return run_supervisor(spool.root(), count, -1);
+      }
+    } else if (w_stop->parsed()) {
+      const std::size_t n = stop_all(spool, now);
+      out(n == 0 ? std::string("no workers were running\n") : fmt::format("stopped {} worker process{}\n", n, n == 1 ? "" : "es"));
+    } else if (w_status->parsed()) {
+      const auto recs = live_records(spool);
+      if (json) {
+        Json arr = Json::array();
+        for (const WorkerInfo& w : recs) {
+          if (w.kind == RecordKind::worker) {
+            arr.push_back({{"pid", w.pid}, {"supervisor", w.supervisor}, {"since", w.since},
+                           {"job", w.job ? Json(*w.job) : Json(nullptr)}});
+          }
+        }
+        out(arr.dump(2) + "\n");
+      } else {
+        std::string text;
+        for (const WorkerInfo& w : recs) {
+          if (w.kind == RecordKind::worker) {
+            text += fmt::format("{:<8} {:<11} {:<28} {}\n", w.pid, w.supervisor, w.since, w.job.value_or("-"));
+          }
+        }
+        out(text.empty() ? text : fmt::format("{:<8} {:<11} {:<28} {}\n", "PID", "SUPERVISOR", "SINCE", "JOB") + text);
+      }
+    }
+    return 0;
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    if (msg.empty()) {
+      msg = e.get_name();
+    }
+    if (msg.rfind("A subcommand is required", 0) == 0) {
+      msg = "missing command";
+      for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--spool") {
+          ++i;
+        } else if (!a.empty() && a[0] != '-') {
+          msg = fmt::format("unknown command '{}'", a);
+          break;
+        }
+      }
+    }
+    fmt::print(stderr, "queuectl: error: {} (see 'queuectl --help')\n", msg);
+    return static_cast<int>(Exit::usage);
+  } catch (const Error& e) {
+    fmt::print(stderr, "queuectl: error: {}\n", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "queuectl: internal error: {}\n", e.what());
+    return static_cast<int>(Exit::failure);
+  }
+}
+
+} // namespace queuectl::cli

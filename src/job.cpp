@@ -1,0 +1,266 @@
+#include "queuectl/job.hpp"
+
+#include "queuectl/error.hpp"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+
+namespace queuectl {
+
+std::string_view state_name(JobState s) {
+  switch (s) {
+  case JobState::pending:
+    return "pending";
+  case JobState::processing:
+    return "processing";
+  case JobState::failed:
+    return "failed";
+  case JobState::completed:
+    return "completed";
+  case JobState::dead:
+    return "dead";
+  }
+  return "?";
+}
+
+std::string_view state_dir(JobState s) {
+  return s == JobState::completed ? "done" : state_name(s);
+}
+
+std::optional<JobState> parse_state(std::string_view name) {
+  if (name == "done") {
+    return JobState::completed;
+  }
+  for (JobState s : k_all_states) {
+    if (name == state_name(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.') {
+    return false;
+  }
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::uint64_t random_u64() {
+  std::uint64_t v = 0;
+  static thread_local int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::read(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+    v = static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^
+        static_cast<std::uint64_t>(::getpid());
+  }
+  return v;
+}
+
+} // namespace
+
+std::string generate_id() {
+  static std::mutex mutex;
+  static Micros last = 0;
+  Micros t = now_micros();
+  {
+    const std::lock_guard<std::mutex> guard(mutex);
+    if (t <= last) {
+      t = last + 1;
+    }
+    last = t;
+  }
+  static constexpr char k_base32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  std::uint64_t r = random_u64();
+  std::string suffix(8, '0');
+  for (char& c : suffix) {
+    c = k_base32[r & 31];
+    r >>= 5;
+  }
+  return fmt::format("{:013x}-{}", static_cast<std::uint64_t>(t), suffix);
+}
+
+Job Job::parse(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded()) {
+    // Parse again with exceptions on to get the position of the error.
+    try {
+      const Json again = Json::parse(text.begin(), text.end());
+    } catch (const Json::parse_error& e) {
+      const std::string what = e.what();
+      const auto pos = what.find("parse error");
+      bad_usage("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    }
+    bad_usage("invalid JSON");
+  }
+  if (!j.is_object()) {
+    bad_usage("a job must be a JSON object, not " + std::string(j.type_name()));
+  }
+  Job job(std::move(j));
+  job.validate();
+  return job;
+}
+
+namespace {
+
+bool is_int(const Json& v) { return v.is_number_integer(); }
+
+void require(bool ok, const char* field, const char* what) {
+  if (!ok) {
+    bad_usage(fmt::format("field '{}' must be {}", field, what));
+  }
+}
+
+void check_time(const Json& j, const char* field) {
+  const auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    return;
+  }
+  require(it->is_string() && parse_time(it->get<std::string>()).has_value(), field,
+          "an RFC 3339 time such as \"2026-11-23T05:00:00Z\"");
+}
+
+} // namespace
+
+void Job::validate() const {
+  const Json& j = m_json;
+  if (const auto it = j.find("id"); it != j.end()) {
+    require(it->is_string(), "id", "a string");
+    if (!valid_id(it->get<std::string>())) {
+      bad_usage(fmt::format("invalid id '{}': use 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'",
+                            it->get<std::string>()));
+    }
+  }
+  const auto cmd = j.find("command");
+  if (cmd == j.end()) {
+    bad_usage("missing field 'command' (the shell command to run)");
+  }
+  require(cmd->is_string() && !cmd->get<std::string>().empty(), "command", "a non-empty string");
+  if (const auto it = j.find("state"); it != j.end()) {
+    require(it->is_string() && parse_state(it->get<std::string>()).has_value(), "state",
+            "one of pending, processing, failed, completed, dead");
+  }
+  if (const auto it = j.find("attempts"); it != j.end()) {
+    require(is_int(*it) && it->get<std::int64_t>() >= 0, "attempts", "an integer >= 0");
+  }
+  if (const auto it = j.find("max_retries"); it != j.end()) {
+    require(is_int(*it) && it->get<std::int64_t>() >= 0, "max_retries", "an integer >= 0");
+  }
+  if (const auto it = j.find("priority"); it != j.end()) {
+    require(is_int(*it), "priority", "an integer");
+  }
+  if (const auto it = j.find("timeout"); it != j.end()) {
+    require(it->is_number() && it->get<double>() >= 0 && std::isfinite(it->get<double>()), "timeout",
+            "a number of seconds >= 0");
+  }
+  for (const char* f : {"run_at", "next_run_at", "created_at", "updated_at"}) {
+    check_time(j, f);
+  }
+  if (const auto it = j.find("exit_code"); it != j.end()) {
+    require(it->is_null() || is_int(*it), "exit_code", "an integer or null");
+  }
+  if (const auto it = j.find("last_error"); it != j.end()) {
+    require(it->is_null() || it->is_string(), "last_error", "a string or null");
+  }
+  if (const auto it = j.find("cwd"); it != j.end()) {
+    require(it->is_string() && !it->get<std::string>().empty(), "cwd", "a non-empty string");
+  }
+  if (const auto it = j.find("env"); it != j.end()) {
+    require(it->is_object(), "env", "an object of strings");
+    for (const auto& [k, v] : it->items()) {
+      require(v.is_string() && !k.empty() && k.find('=') == std::string::npos, "env",
+              "an object of strings with names without '='");
+    }
+  }
+}
+
+void Job::fill_new(const JobDefaults& defaults, Micros now) {
+  Json& j = m_json;
+  if (!j.contains("id")) {
+    j["id"] = generate_id();
+  }
+  j["state"] = "pending";
+  if (!j.contains("attempts")) {
+    j["attempts"] = 0;
+  }
+  if (!j.contains("max_retries")) {
+    j["max_retries"] = defaults.max_retries;
+  }
+  if (!j.contains("priority")) {
+    j["priority"] = defaults.priority;
+  }
+  if (!j.contains("timeout")) {
+    if (defaults.timeout == std::floor(defaults.timeout)) {
+      j["timeout"] = static_cast<std::int64_t>(defaults.timeout);
+    } else {
+      j["timeout"] = defaults.timeout;
+    }
+  }
+  const std::string ts = format_time(now);
+  if (!j.contains("created_at") || j["created_at"].is_null()) {
+    j["created_at"] = ts;
+  }
+  j["updated_at"] = ts;
+  if (!j.contains("exit_code")) {
+    j["exit_code"] = nullptr;
+  }
+  if (!j.contains("last_error")) {
+    j["last_error"] = nullptr;
+  }
+}
+
+std::string Job::id() const { return m_json.value("id", std::string()); }
+
+std::string Job::command() const { return m_json.value("command", std::string()); }
+
+namespace {
+std::int64_t int_field(const Json& j, const char* name, std::int64_t dflt) {
+  const auto it = j.find(name);
+  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : dflt;
+}
+} // namespace
+
+std::int64_t Job::attempts() const { return int_field(m_json, "attempts", 0); }
+std::int64_t Job::max_retries() const { return int_field(m_json, "max_retries", 3); }
+std::int64_t Job::priority() const { return int_field(m_json, "priority", 0); }
+
+double Job::timeout() const {
+  const auto it = m_json.find("timeout");
+  return it != m_json.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+std::optional<Micros> Job::time_field(const char* name) const {
+  const auto it = m_json.find(name);
+  if (it == m_json.end() || !it->is_string()) {
+    return std::nullopt;
+  }
+  return parse_time(it->get<std::string>());
+}
+
+std::optional<Micros> Job::due_at() const {
+  if (auto t = time_field("next_run_at")) {
+    return t;
+  }
+  return time_field("run_at");
+}
+
+std::string Job::dump() const {
+  // Invalid UTF-8 in a field must not make a job unwritable: replace it.
+  return m_json.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+} // namespace queuectl

@@ -1,0 +1,3 @@
+#include "queuectl/cli.hpp"
+
+int main(int argc, char** argv) { return queuectl::cli::run(argc, argv); }

@@ -1,0 +1,515 @@
+#include "queuectl/spool.hpp"
+
+#include "queuectl/error.hpp"
+#include "queuectl/sys.hpp"
+
+#include <fmt/format.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <unordered_map>
+
+namespace queuectl {
+
+namespace fs = std::filesystem;
+
+std::string job_file(std::string_view id) { return std::string(id) + ".json"; }
+std::string log_file(std::string_view id) { return std::string(id) + ".log"; }
+
+std::optional<std::string> id_of_file(std::string_view name) {
+  constexpr std::string_view ext = ".json";
+  if (name.size() <= ext.size() || name[0] == '.' || name.substr(name.size() - ext.size()) != ext) {
+    return std::nullopt;
+  }
+  std::string id(name.substr(0, name.size() - ext.size()));
+  if (!valid_id(id)) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+fs::path Spool::resolve(const std::string& flag) {
+  if (!flag.empty()) {
+    return flag;
+  }
+  if (const char* env = std::getenv("QUEUECTL_SPOOL"); env && *env) {
+    return env;
+  }
+  if (::geteuid() == 0) {
+    return "/var/spool/queuectl";
+  }
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg == '/') {
+    return fs::path(xdg) / "queuectl";
+  }
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) {
+    bad_usage("cannot find a spool: HOME is not set; pass --spool DIR or set QUEUECTL_SPOOL");
+  }
+  return fs::path(home) / ".local" / "state" / "queuectl";
+}
+
+namespace {
+
+// mkdir -p for the spool root; new directories are 0700.
+void make_root(const fs::path& root) {
+  if (::mkdir(root.c_str(), 0700) == 0 || errno == EEXIST) {
+    return;
+  }
+  if (errno == ENOENT && root.has_parent_path() && root.parent_path() != root) {
+    make_root(root.parent_path());
+    if (::mkdir(root.c_str(), 0700) == 0 || errno == EEXIST) {
+      return;
+    }
+  }
+  throw_errno("cannot create spool directory", root.string());
+}
+
+constexpr const char* k_subdirs[] = {"tmp", "pending", "processing", "failed", "done", "dead", "workers"};
+
+} // namespace
+
+Spool Spool::open(const fs::path& root) {
+  Spool s;
+  s.m_root = root;
+  make_root(root);
+  s.m_root_fd = sys::open_dir(root.string());
+  struct stat st {};
+  if (::fstat(s.m_root_fd.get(), &st) != 0) {
+    throw_errno("cannot stat", root.string());
+  }
+  const mode_t dir_mode = st.st_mode & 07777;
+  s.m_file_mode = (st.st_mode & 070) != 0 ? 0660 : 0600;
+  for (const char* sub : k_subdirs) {
+    if (::mkdirat(s.m_root_fd.get(), sub, 0700) == 0) {
+      // Same bits as the root (0700, or the package's group-shared mode); mkdir's
+      // mode is filtered by the umask, so set it explicitly.
+      if (::fchmodat(s.m_root_fd.get(), sub, dir_mode, 0) != 0) {
+        throw_errno("cannot set permissions of", s.path_of(sub, ""));
+      }
+    } else if (errno != EEXIST) {
+      throw_errno("cannot create spool directory", s.path_of(sub, ""));
+    }
+  }
+  s.m_tmp = sys::open_dir_at(s.m_root_fd.get(), "tmp", s.path_of("tmp", ""));
+  s.m_workers = sys::open_dir_at(s.m_root_fd.get(), "workers", s.path_of("workers", ""));
+  for (JobState st2 : k_all_states) {
+    const std::string d(state_dir(st2));
+    s.m_dirs[static_cast<std::size_t>(st2)] = sys::open_dir_at(s.m_root_fd.get(), d, s.path_of(d, ""));
+  }
+  return s;
+}
+
+std::string Spool::path_of(JobState s, std::string_view name) const {
+  return path_of(state_dir(s), name);
+}
+
+std::string Spool::path_of(std::string_view subdir, std::string_view name) const {
+  fs::path p = m_root / std::string(subdir);
+  if (!name.empty()) {
+    p /= std::string(name);
+  }
+  return p.string();
+}
+
+Config Spool::load_config() const {
+  const std::string display = (m_root / "config.json").string();
+  const auto text = sys::read_file_at(m_root_fd.get(), "config.json", display);
+  return Config::parse(text.value_or(""), display);
+}
+
+void Spool::save_config(const Config& c) const {
+  sys::write_file_atomic(m_root_fd.get(), "config.json", c.dump(), (m_root / "config.json").string(),
+                         m_file_mode);
+}
+
+std::optional<JobState> Spool::find(const std::string& id) const {
+  const std::string f = job_file(id);
+  for (JobState s : k_all_states) {
+    if (sys::exists_at(dir(s), f, path_of(s, f))) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+bool Spool::id_taken(const std::string& id) const {
+  const std::string f = job_file(id);
+  for (JobState s : k_all_states) {
+    if (sys::exists_at(dir(s), f, path_of(s, f))) {
+      return true;
+    }
+  }
+  for (auto it = k_all_states.rbegin(); it != k_all_states.rend(); ++it) {
+    if (sys::exists_at(dir(*it), f, path_of(*it, f))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<StoredJob> Spool::try_load(const std::string& id) const {
+  if (!valid_id(id)) {
+    bad_usage(fmt::format("invalid job id '{}'", id));
+  }
+  const std::string f = job_file(id);
+  // A job can move while we look; a second round finds it in its new place.
+  for (int round = 0; round < 2; ++round) {
+    for (JobState s : k_all_states) {
+      const auto text = sys::read_file_at(dir(s), f, path_of(s, f));
+      if (!text) {
+        continue;
+      }
+      Json j = Json::parse(*text, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        fail(fmt::format("job file '{}' is not a JSON object", path_of(s, f)));
+      }
+      Job job(std::move(j));
+      job.set_state(s);
+      return StoredJob{s, std::move(job)};
+    }
+  }
+  return std::nullopt;
+}
+
+StoredJob Spool::load(const std::string& id) const {
+  auto sj = try_load(id);
+  if (!sj) {
+    fail(fmt::format("no such job '{}'", id));
+  }
+  return std::move(*sj);
+}
+
+void Spool::make_job_file(int dirfd, const std::string& name, std::string_view data, bool sync) const {
+  Fd fd = sys::create_file_at(dirfd, name, data, sync, path_of("tmp", name), m_file_mode);
+  if (::close(fd.release()) != 0) {
+    const int err = errno;
+    ::unlinkat(dirfd, name.c_str(), 0);
+    throw_errno("cannot close", path_of("tmp", name), err);
+  }
+}
+
+std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
+  std::vector<std::string> ids;
+  ids.reserve(jobs.size());
+  for (const Job& j : jobs) {
+    ids.push_back(j.id());
+  }
+  const bool single = jobs.size() == 1;
+  const std::string pid = std::to_string(::getpid());
+  std::vector<std::string> tmp_names;
+  tmp_names.reserve(jobs.size());
+  const auto drop_temps = [&](std::size_t from) {
+    for (std::size_t i = from; i < tmp_names.size(); ++i) {
+      ::unlinkat(tmp_dir(), tmp_names[i].c_str(), 0);
+    }
+  };
+  try {
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      std::string name = ids[i] + "." + pid + ".json";
+      make_job_file(tmp_dir(), name, jobs[i].dump(), single);
+      tmp_names.push_back(std::move(name));
+    }
+    if (!single) {
+      // One flush for the data of the whole batch instead of one fsync per file.
+      sys::syncfs_fd(tmp_dir(), path_of("tmp", ""));
+    }
+  } catch (...) {
+    drop_temps(0);
+    throw;
+  }
+  const int pending = dir(JobState::pending);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const std::string f = job_file(ids[i]);
+    bool moved = false;
+    try {
+      moved = sys::rename_noreplace(tmp_dir(), tmp_names[i], pending, f, path_of(JobState::pending, f));
+    } catch (const Error& e) {
+      drop_temps(i);
+      if (i == 0) {
+        throw;
+      }
+      fail(fmt::format("{} (the first {} of {} jobs were enqueued)", e.what(), i, jobs.size()));
+    }
+    if (!moved) {
+      drop_temps(i);
+      fail(fmt::format("a job with id '{}' already exists{}", ids[i],
+                       i == 0 ? std::string() : fmt::format(" (the first {} of {} jobs were enqueued)", i, jobs.size())));
+    }
+  }
+  sys::fsync_fd(pending, path_of(JobState::pending, ""));
+  return ids;
+}
+
+std::array<std::size_t, 5> Spool::counts() const {
+  std::array<std::size_t, 5> c{};
+  for (JobState s : k_all_states) {
+    std::size_t n = 0;
+    sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
+      if ((type == DT_REG || type == DT_UNKNOWN) && name.size() > 5 && name[0] != '.' &&
+          name.substr(name.size() - 5) == ".json") {
+        ++n;
+      }
+      return true;
+    });
+    c[static_cast<std::size_t>(s)] = n;
+  }
+  return c;
+}
+
+std::vector<StoredJob> Spool::list(JobState s) const {
+  std::vector<std::string> names;
+  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
+    if ((type == DT_REG || type == DT_UNKNOWN) && id_of_file(name)) {
+      names.emplace_back(name);
+    }
+    return true;
+  });
+  std::vector<std::pair<std::string, StoredJob>> rows;
+  rows.reserve(names.size());
+  for (const std::string& name : names) {
+    std::optional<std::string> text;
+    try {
+      text = sys::read_file_at(dir(s), name, path_of(s, name));
+    } catch (const Error&) {
+      continue; // not a regular file, or unreadable: not a job we can show
+    }
+    if (!text) {
+      continue; // moved on while we listed
+    }
+    Json j = Json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      continue;
+    }
+    Job job(std::move(j));
+    job.set_state(s);
+    std::string key = job.json().value("created_at", std::string());
+    if (const auto t = parse_time(key)) {
+      key = format_time(*t); // normalise offsets so that strings sort as times
+    }
+    rows.emplace_back(std::move(key), StoredJob{s, std::move(job)});
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) {
+      return a.first < b.first;
+    }
+    return a.second.job.id() < b.second.job.id();
+  });
+  std::vector<StoredJob> out;
+  out.reserve(rows.size());
+  for (auto& r : rows) {
+    out.push_back(std::move(r.second));
+  }
+  return out;
+}
+
+std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) const {
+  const std::string f = job_file(id);
+  Fd fd = sys::open_regular_at(dir(s), f, path_of(s, f));
+  if (!fd) {
+    return std::nullopt;
+  }
+  if (!sys::try_lock(fd.get(), true)) {
+    return std::nullopt;
+  }
+  // The name may have moved on (and a new file taken it) between open and flock.
+  struct stat held {};
+  if (::fstat(fd.get(), &held) != 0) {
+    throw_errno("cannot stat", path_of(s, f));
+  }
+  const auto now = sys::stat_at(dir(s), f, path_of(s, f));
+  if (!now || now->st_ino != held.st_ino || now->st_dev != held.st_dev) {
+    return std::nullopt;
+  }
+  std::string content = sys::read_all(fd.get(), path_of(s, f));
+  return LockedJob{id, s, std::move(fd), std::move(content)};
+}
+
+void Spool::rewrite(LockedJob& locked, Job& job, bool sync) {
+  const int d = dir(locked.state);
+  const std::string f = job_file(locked.id);
+  job.set_state(locked.state);
+  job.touch(now_micros());
+  const std::string tmp = fmt::format(".{}.{}.tmp", f, ::getpid());
+  ::unlinkat(d, tmp.c_str(), 0); // a leftover of a crashed process with our pid
+  Fd fd = sys::create_file_at(d, tmp, job.dump(), true, path_of(locked.state, tmp), m_file_mode);
+  // Lock the new file before it takes the name, so the name is never unlocked.
+  sys::lock(fd.get(), true);
+  if (::renameat(d, tmp.c_str(), d, f.c_str()) != 0) {
+    const int err = errno;
+    ::unlinkat(d, tmp.c_str(), 0);
+    throw_errno("cannot replace", path_of(locked.state, f), err);
+  }
+  if (sync) {
+    sys::fsync_fd(d, path_of(locked.state, ""));
+  }
+  // The old inode is gone from every directory; its lock goes with it.
+  locked.lock = std::move(fd);
+  locked.content = job.dump();
+}
+
+void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync) {
+  const int from_d = dir(locked.state);
+  const int to_d = dir(to);
+  const std::string f = job_file(locked.id);
+  const std::string l = log_file(locked.id);
+  if (sys::exists_at(to_d, f, path_of(to, f))) {
+    fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
+                     state_dir(to)));
+  }
+  // The log first: if we die between the two renames, the job is still where it was
+  // and `logs` finds the log by looking in every state directory.
+  if (to != locked.state) {
+    sys::rename_noreplace(from_d, l, to_d, l, path_of(locked.state, l), true);
+    if (!sys::rename_noreplace(from_d, f, to_d, f, path_of(locked.state, f))) {
+      fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
+                       state_dir(to)));
+    }
+    locked.state = to;
+  }
+  rewrite(locked, job, sync);
+}
+
+void Spool::sync_dir(JobState s) const { sys::fsync_fd(dir(s), path_of(s, "")); }
+
+std::string Spool::quarantine(JobState s, const std::string& file, const std::string& reason,
+                              const Json& fields) {
+  const int dead = dir(JobState::dead);
+  std::string orig = file + ".orig";
+  for (int n = 1; !sys::rename_noreplace(dir(s), file, dead, orig, path_of(s, file)); ++n) {
+    orig = fmt::format("{}.{}.orig", file, n);
+  }
+  sys::fsync_fd(dead, path_of(JobState::dead, ""));
+  std::string rid;
+  const std::string stem = file.size() > 5 && file.substr(file.size() - 5) == ".json"
+                               ? file.substr(0, file.size() - 5)
+                               : file;
+  if (valid_id(stem) && !id_taken(stem)) {
+    rid = stem;
+  } else {
+    rid = generate_id();
+  }
+  Json rec = fields.is_object() ? fields : Json::object();
+  rec["id"] = rid;
+  rec["state"] = "dead";
+  const Micros now = now_micros();
+  if (!rec.contains("created_at") || !rec["created_at"].is_string()) {
+    rec["created_at"] = format_time(now);
+  }
+  rec["updated_at"] = format_time(now);
+  rec["last_error"] = reason;
+  rec["original_file"] = orig;
+  const std::string name = job_file(rid);
+  const std::string tmp = "." + name + ".q.tmp";
+  ::unlinkat(dead, tmp.c_str(), 0);
+  make_job_file(dead, tmp, Job(rec).dump(), true);
+  if (!sys::rename_noreplace(dead, tmp, dead, name, path_of(JobState::dead, name))) {
+    ::unlinkat(dead, tmp.c_str(), 0);
+    fail(fmt::format("cannot write dead-letter record '{}': it exists", path_of(JobState::dead, name)));
+  }
+  sys::fsync_fd(dead, path_of(JobState::dead, ""));
+  return rid;
+}
+
+void Spool::cancel(const std::string& id) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const StoredJob sj = load(id);
+    if (sj.state != JobState::pending && sj.state != JobState::failed) {
+      fail(fmt::format("cannot cancel job '{}': it is {} (only pending and failed jobs can be "
+                       "cancelled)",
+                       id, state_name(sj.state)));
+    }
+    auto locked = lock_job(sj.state, id);
+    if (!locked) {
+      continue; // a worker is claiming it or it just moved: look again
+    }
+    Json j = Json::parse(locked->content, nullptr, false);
+    Job job(j.is_object() ? std::move(j) : Json::object());
+    job.json()["last_error"] = "cancelled";
+    move(*locked, JobState::dead, job, true);
+    return;
+  }
+  fail(fmt::format("cannot cancel job '{}': a worker is claiming it right now", id));
+}
+
+void Spool::retry_dead(const std::string& id) {
+  const StoredJob sj = load(id);
+  if (sj.state != JobState::dead) {
+    fail(fmt::format("cannot retry job '{}': it is {}, not dead", id, state_name(sj.state)));
+  }
+  if (sj.job.json().contains("original_file")) {
+    fail(fmt::format("cannot retry job '{}': it was an invalid file ({}); fix it and enqueue it "
+                     "again",
+                     id, path_of(JobState::dead, sj.job.json().value("original_file", ""))));
+  }
+  auto locked = lock_job(JobState::dead, id);
+  if (!locked) {
+    fail(fmt::format("cannot retry job '{}': another command is moving it", id));
+  }
+  Json j = Json::parse(locked->content, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    fail(fmt::format("cannot retry job '{}': its file is not a JSON object", id));
+  }
+  Job job(std::move(j));
+  job.json()["attempts"] = 0;
+  job.json().erase("next_run_at");
+  move(*locked, JobState::pending, job, true);
+}
+
+std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {
+  const Micros now = now_micros();
+  std::size_t n = 0;
+  std::vector<std::string> ids;
+  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char) {
+    if (auto id = id_of_file(name)) {
+      ids.push_back(std::move(*id));
+    }
+    return true;
+  });
+  const int d = dir(s);
+  for (const std::string& id : ids) {
+    auto locked = lock_job(s, id);
+    if (!locked) {
+      continue;
+    }
+    Json j = Json::parse(locked->content, nullptr, false);
+    if (older_than_s) {
+      std::optional<Micros> updated;
+      if (j.is_object()) {
+        updated = Job(j).time_field("updated_at");
+      }
+      if (!updated) {
+        struct stat st {};
+        ::fstat(locked->lock.get(), &st);
+        updated = static_cast<Micros>(st.st_mtime) * 1'000'000;
+      }
+      if (now - *updated < seconds_to_micros(*older_than_s)) {
+        continue;
+      }
+    }
+    if (j.is_object()) {
+      const auto it = j.find("original_file");
+      if (it != j.end() && it->is_string()) {
+        const std::string orig = it->get<std::string>();
+        if (orig.find('/') == std::string::npos && orig.size() > 5 &&
+            orig.substr(orig.size() - 5) == ".orig") {
+          sys::unlink_at(d, orig, path_of(s, orig));
+        }
+      }
+    }
+    sys::unlink_at(d, log_file(id), path_of(s, log_file(id)));
+    sys::unlink_at(d, job_file(id), path_of(s, job_file(id)));
+    ++n;
+  }
+  if (n > 0) {
+    sys::fsync_fd(d, path_of(s, ""));
+  }
+  return n;
+}
+
+} // namespace queuectl

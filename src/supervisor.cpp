@@ -1,0 +1,300 @@
+#include "queuectl/supervisor.hpp"
+
+#include "queuectl/error.hpp"
+#include "queuectl/registry.hpp"
+#include "queuectl/spool.hpp"
+#include "queuectl/sys.hpp"
+#include "queuectl/worker.hpp"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+namespace queuectl {
+
+namespace {
+
+constexpr int k_max_fast_failures = 5;      // a worker dying this often at start: give up
+constexpr Micros k_fast_failure = 1'000'000; // "at start": within a second
+
+sigset_t supervised_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1}) {
+    sigaddset(&set, sig);
+  }
+  return set;
+}
+
+void log_line(std::string_view line) {
+  const std::string text = fmt::format("queuectl[{}]: {}\n", ::getpid(), line);
+  (void)!::write(STDERR_FILENO, text.data(), text.size());
+}
+
+// Tells systemd (Type=notify) that we are ready or stopping: one datagram to
+// $NOTIFY_SOCKET, the whole sd_notify protocol. Does nothing outside systemd.
+void notify_systemd(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@')) {
+    return;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(path);
+  if (len >= sizeof addr.sun_path) {
+    return;
+  }
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') {
+    addr.sun_path[0] = '\0';
+  }
+  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return;
+  }
+  const auto alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  (void)!::sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), alen);
+}
+
+class Supervisor {
+public:
+  Supervisor(const std::filesystem::path& root, int count)
+      : m_root(root), m_spool(Spool::open(root)), m_count(count),
+        m_reg(m_spool, RecordKind::supervisor, 0, count) {}
+
+  int run(int ready_fd);
+
+private:
+  pid_t spawn_worker(int ready_fd);
+  void reap();
+  void stop_workers(int sig);
+
+  std::filesystem::path m_root;
+  Spool m_spool;
+  int m_count;
+  Registration m_reg;
+  std::map<pid_t, Micros> m_workers; // pid -> start time
+  bool m_stopping = false;
+  int m_fast_failures = 0;
+  int m_exit = 0;
+  int m_ready_fd = -1; // the caller's readiness pipe; workers must not inherit it
+};
+
+pid_t Supervisor::spawn_worker(int ready_fd) {
+  const pid_t sup = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw_errno("cannot start a worker process for", m_root.string());
+  }
+  if (pid == 0) {
+    m_reg.abandon(); // the supervisor's record is not ours to hold or remove
+    if (m_ready_fd >= 0) {
+      ::close(m_ready_fd); // else `worker start --detach` would wait for our exit
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != sup) {
+      ::_exit(0); // the supervisor died while we were starting
+    }
+    int rc = 1;
+    try {
+      rc = run_worker(m_root, sup, ready_fd, log_line);
+    } catch (const std::exception& e) {
+      log_line(fmt::format("worker error: {}", e.what()));
+    }
+    ::_exit(rc);
+  }
+  m_workers[pid] = now_micros();
+  return pid;
+}
+
+void Supervisor::stop_workers(int sig) {
+  for (const auto& [pid, since] : m_workers) {
+    ::kill(pid, sig);
+  }
+}
+
+void Supervisor::reap() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      return;
+    }
+    const auto it = m_workers.find(pid);
+    if (it == m_workers.end()) {
+      continue;
+    }
+    const Micros started = it->second;
+    m_workers.erase(it);
+    if (m_stopping) {
+      continue;
+    }
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    log_line(fmt::format("worker {} {}; starting a new one", pid,
+                         WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
+                                             : fmt::format("exited with status {}", WEXITSTATUS(status))));
+    if (!clean && now_micros() - started < k_fast_failure) {
+      if (++m_fast_failures >= k_max_fast_failures) {
+        log_line("workers keep failing at start; stopping (see the errors above)");
+        m_exit = 1;
+        m_stopping = true;
+        stop_workers(SIGTERM);
+        continue;
+      }
+    } else {
+      m_fast_failures = 0;
+    }
+    spawn_worker(-1);
+  }
+}
+
+int Supervisor::run(int ready_fd) {
+  const sigset_t set = supervised_signals();
+  Fd sigfd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!sigfd) {
+    throw_errno("cannot create signalfd for", "supervisor");
+  }
+  m_ready_fd = ready_fd;
+  // Each worker says it is ready through its own pipe.
+  std::vector<Fd> ready;
+  for (int i = 0; i < m_count; ++i) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      throw_errno("cannot create pipe for", "worker");
+    }
+    Fd rd(p[0]);
+    spawn_worker(p[1]);
+    ::close(p[1]);
+    ready.push_back(std::move(rd));
+  }
+  for (Fd& rd : ready) {
+    char c = 0;
+    while (::read(rd.get(), &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+  if (ready_fd >= 0) {
+    std::string text = fmt::format("{}\n", ::getpid());
+    for (const auto& [pid, since] : m_workers) {
+      text += fmt::format("{}\n", pid);
+    }
+    (void)!::write(ready_fd, text.data(), text.size());
+    ::close(ready_fd);
+    m_ready_fd = -1;
+  }
+  notify_systemd("READY=1");
+  while (!m_workers.empty()) {
+    pollfd pfd{sigfd.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+      throw_errno("cannot poll", "supervisor");
+    }
+    signalfd_siginfo si{};
+    while (::read(sigfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      if (si.ssi_signo == SIGCHLD) {
+        reap();
+      } else if (si.ssi_signo == SIGUSR1) {
+        m_stopping = true;
+        notify_systemd("STOPPING=1");
+        stop_workers(SIGUSR1);
+      } else if (!m_stopping) {
+        m_stopping = true;
+        notify_systemd("STOPPING=1");
+        stop_workers(SIGTERM);
+      }
+    }
+  }
+  return m_exit;
+}
+
+} // namespace
+
+int run_supervisor(const std::filesystem::path& root, int count, int ready_fd) {
+  const sigset_t set = supervised_signals();
+  sigset_t old;
+  ::sigprocmask(SIG_BLOCK, &set, &old);
+  Supervisor s(root, count);
+  const int rc = s.run(ready_fd);
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return rc;
+}
+
+std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) {
+  Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    throw_errno("cannot create pipe for", "worker start --detach");
+  }
+  Fd rd(p[0]);
+  Fd wr(p[1]);
+  const std::string log_path = spool.path_of("workers", "detached.log");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw_errno("cannot start the supervisor for", root.string());
+  }
+  if (pid == 0) {
+    rd.reset();
+    ::setsid();
+    const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    const int logfd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    ::dup2(devnull, STDIN_FILENO);
+    ::dup2(devnull, STDOUT_FILENO);
+    ::dup2(logfd >= 0 ? logfd : devnull, STDERR_FILENO);
+    int rc = 1;
+    try {
+      rc = run_supervisor(root, count, wr.release());
+    } catch (const std::exception& e) {
+      log_line(fmt::format("error: {}", e.what()));
+    }
+    ::_exit(rc);
+  }
+  wr.reset();
+  const std::string text = sys::read_all(rd.get(), "supervisor pipe");
+  std::vector<pid_t> pids;
+  for (std::size_t pos = 0; pos < text.size();) {
+    const auto nl = text.find('\n', pos);
+    pids.push_back(static_cast<pid_t>(std::atol(text.substr(pos, nl - pos).c_str())));
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  if (pids.size() != static_cast<std::size_t>(count) + 1) {
+    fail(fmt::format("the supervisor exited before its workers were ready; see '{}'", log_path));
+  }
+  return pids;
+}
+
+std::size_t stop_all(const Spool& spool, bool now) {
+  const int sig = now ? SIGUSR1 : SIGTERM;
+  const auto recs = live_records(spool);
+  std::map<pid_t, bool> supervisors;
+  for (const WorkerInfo& w : recs) {
+    if (w.kind == RecordKind::supervisor) {
+      supervisors[w.pid] = true;
+      ::kill(w.pid, sig);
+    }
+  }
+  std::size_t workers = 0;
+  for (const WorkerInfo& w : recs) {
+    if (w.kind == RecordKind::worker) {
+      ++workers;
+      if (!supervisors.count(w.supervisor)) {
+        ::kill(w.pid, sig); // an orphan whose supervisor is gone
+      }
+    }
+  }
+  for (const WorkerInfo& w : recs) {
+    wait_for_exit(spool, w.file);
+  }
+  return workers;
+}
+
+} // namespace queuectl

@@ -1,0 +1,265 @@
+#include "queuectl/sys.hpp"
+
+#include "queuectl/error.hpp"
+
+#include <fmt/format.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <vector>
+
+namespace queuectl::sys {
+
+void write_all(int fd, std::string_view data, std::string_view what) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_errno("cannot write", what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string read_all(int fd, std::string_view what) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_errno("cannot read", what);
+    }
+    if (n == 0) {
+      return out;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+Fd open_dir(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    throw_errno("cannot open directory", path);
+  }
+  return fd;
+}
+
+Fd open_dir_at(int dir, const std::string& name, const std::string& display) {
+  Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) {
+    throw_errno("cannot open directory", display);
+  }
+  return fd;
+}
+
+Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags) {
+  // O_NONBLOCK: opening a FIFO must not hang; it is rejected below.
+  Fd fd(::openat(dir, name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) {
+      return fd;
+    }
+    if (errno == ELOOP) {
+      fail(fmt::format("refusing to open '{}': it is a symbolic link", display));
+    }
+    throw_errno("cannot open", display);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    throw_errno("cannot stat", display);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    fail(fmt::format("refusing to open '{}': not a regular file", display));
+  }
+  const int fl = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
+std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display) {
+  Fd fd = open_regular_at(dir, name, display);
+  if (!fd) {
+    return std::nullopt;
+  }
+  return read_all(fd.get(), display);
+}
+
+Fd create_file_at(int dir, const std::string& name, std::string_view data, bool sync,
+                  const std::string& display, mode_t mode) {
+  Fd fd(::openat(dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) {
+    throw_errno("cannot create", display);
+  }
+  try {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 07777) != mode && ::fchmod(fd.get(), mode) != 0) {
+      throw_errno("cannot set permissions of", display);
+    }
+    write_all(fd.get(), data, display);
+    if (sync && ::fdatasync(fd.get()) != 0) {
+      throw_errno("cannot sync", display);
+    }
+  } catch (...) {
+    ::unlinkat(dir, name.c_str(), 0);
+    throw;
+  }
+  return fd;
+}
+
+namespace {
+std::string temp_name(const std::string& name) {
+  static std::atomic<unsigned> counter{0};
+  return fmt::format(".{}.{}.{}.tmp", name, ::getpid(), counter++);
+}
+} // namespace
+
+void write_file_atomic(int dir, const std::string& name, std::string_view data,
+                       const std::string& display, mode_t mode) {
+  const std::string tmp = temp_name(name);
+  Fd fd = create_file_at(dir, tmp, data, true, display, mode);
+  if (::close(fd.release()) != 0) {
+    const int err = errno;
+    ::unlinkat(dir, tmp.c_str(), 0);
+    throw_errno("cannot close", display, err);
+  }
+  if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
+    const int err = errno;
+    ::unlinkat(dir, tmp.c_str(), 0);
+    throw_errno("cannot rename into place", display, err);
+  }
+  // The rename is not durable until its directory is.
+  fsync_fd(dir, display);
+}
+
+bool rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to,
+                      const std::string& display, bool missing_ok) {
+  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return true;
+  }
+  if (errno == EEXIST) {
+    return false;
+  }
+  if (errno == ENOENT && missing_ok) {
+    return false;
+  }
+  throw_errno("cannot rename", display);
+}
+
+bool rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to,
+               const std::string& display) {
+  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) {
+    return true;
+  }
+  if (errno == ENOENT) {
+    return false;
+  }
+  throw_errno("cannot rename", display);
+}
+
+void fsync_fd(int fd, const std::string& display) {
+  if (::fsync(fd) != 0) {
+    throw_errno("cannot sync", display);
+  }
+}
+
+void syncfs_fd(int fd, const std::string& display) {
+  if (::syncfs(fd) != 0) {
+    throw_errno("cannot sync file system of", display);
+  }
+}
+
+bool unlink_at(int dir, const std::string& name, const std::string& display) {
+  if (::unlinkat(dir, name.c_str(), 0) == 0) {
+    return true;
+  }
+  if (errno == ENOENT) {
+    return false;
+  }
+  throw_errno("cannot remove", display);
+}
+
+std::optional<struct stat> stat_at(int dir, const std::string& name, const std::string& display) {
+  struct stat st {};
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    return st;
+  }
+  if (errno == ENOENT) {
+    return std::nullopt;
+  }
+  throw_errno("cannot stat", display);
+}
+
+bool exists_at(int dir, const std::string& name, const std::string& display) {
+  return stat_at(dir, name, display).has_value();
+}
+
+bool try_lock(int fd, bool exclusive) {
+  for (;;) {
+    if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+      return true;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EWOULDBLOCK) {
+      return false;
+    }
+    throw_errno("cannot lock", "file");
+  }
+}
+
+void lock(int fd, bool exclusive) {
+  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno != EINTR) {
+      throw_errno("cannot lock", "file");
+    }
+  }
+}
+
+void for_each_entry(int dir, const std::string& display,
+                    const std::function<bool(std::string_view, unsigned char)>& fn) {
+  Fd fd(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    throw_errno("cannot open directory", display);
+  }
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_errno("cannot read directory", display);
+    }
+    if (n == 0) {
+      return;
+    }
+    for (long off = 0; off < n;) {
+      // getdents64 records have the layout of glibc's dirent64.
+      auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
+      off += d->d_reclen;
+      const std::string_view name(d->d_name);
+      if (name == "." || name == "..") {
+        continue;
+      }
+      if (!fn(name, d->d_type)) {
+        return;
+      }
+    }
+  }
+}
+
+} // namespace queuectl::sys
