@@ -84,6 +84,9 @@ ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Mic
     *due = *when;
     return ClaimOutcome::not_due;
   }
+  if (!j.contains("id")) {
+    job.json()["id"] = e.id; // a drop-in without an id is named by its file
+  }
   if (e.from == JobState::pending && !j.contains("created_at")) {
     // A drop-in: it takes the spool's defaults now, as the contract says.
     struct stat st {};

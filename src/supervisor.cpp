@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -220,6 +221,8 @@ int Supervisor::run(int ready_fd) {
 } // namespace
 
 int run_supervisor(const std::filesystem::path& root, int count, int ready_fd) {
+  // Descriptors we inherited (a terminal's, a CI runner's pipes) must not reach jobs.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   const sigset_t set = supervised_signals();
   sigset_t old;
   ::sigprocmask(SIG_BLOCK, &set, &old);

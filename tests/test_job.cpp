@@ -1,1 +1,95 @@
+#include "queuectl/error.hpp"
+#include "queuectl/job.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <set>
+
+using namespace queuectl;
+
+namespace {
+std::string usage_error_of(const std::string& text) {
+  try {
+    Job::parse(text);
+  } catch (const Error& e) {
+    CHECK(e.code() == Exit::usage);
+    return e.what();
+  }
+  return "";
+}
+} // namespace
+
+TEST_CASE("valid_id: the id syntax", "[job]") {
+  CHECK(valid_id("job1"));
+  CHECK(valid_id("a.b_c-D9"));
+  CHECK(valid_id(std::string(128, 'x')));
+  CHECK_FALSE(valid_id(""));
+  CHECK_FALSE(valid_id(std::string(129, 'x')));
+  CHECK_FALSE(valid_id(".hidden"));
+  CHECK_FALSE(valid_id("a/b"));
+  CHECK_FALSE(valid_id("a b"));
+  CHECK_FALSE(valid_id("caf\xc3\xa9"));
+}
+
+TEST_CASE("generate_id: valid, unique, sorted in creation order", "[job]") {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10000; ++i) {
+    ids.push_back(generate_id());
+  }
+  std::set<std::string> unique(ids.begin(), ids.end());
+  CHECK(unique.size() == ids.size());
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  for (const auto& id : ids) {
+    REQUIRE(valid_id(id));
+  }
+}
+
+TEST_CASE("parse: errors name the problem", "[job]") {
+  CHECK_THAT(usage_error_of("{"), Catch::Contains("invalid JSON"));
+  CHECK_THAT(usage_error_of("[1]"), Catch::Contains("JSON object"));
+  CHECK_THAT(usage_error_of("{}"), Catch::Contains("missing field 'command'"));
+  CHECK_THAT(usage_error_of(R"({"command":5})"), Catch::Contains("'command'"));
+  CHECK_THAT(usage_error_of(R"({"command":""})"), Catch::Contains("'command'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","id":"../x"})"), Catch::Contains("invalid id"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","priority":1.5})"), Catch::Contains("'priority'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","max_retries":-1})"), Catch::Contains("'max_retries'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","timeout":-1})"), Catch::Contains("'timeout'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","run_at":"soon"})"), Catch::Contains("'run_at'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","env":{"A":1}})"), Catch::Contains("'env'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","state":"weird"})"), Catch::Contains("'state'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","cwd":7})"), Catch::Contains("'cwd'"));
+}
+
+TEST_CASE("fill_new: defaults for what is missing, explicit fields win, unknown kept", "[job]") {
+  Job j = Job::parse(R"({"command":"true","priority":7,"x-owner":{"team":"ops"}})");
+  JobDefaults d;
+  d.max_retries = 5;
+  d.priority = 1;
+  d.timeout = 2.5;
+  j.fill_new(d, 1'795'410'000'000'000);
+  const Json& o = j.json();
+  CHECK(valid_id(j.id()));
+  CHECK(o["state"] == "pending");
+  CHECK(o["attempts"] == 0);
+  CHECK(o["max_retries"] == 5);
+  CHECK(o["priority"] == 7);
+  CHECK(o["timeout"] == 2.5);
+  CHECK(o["created_at"] == "2026-11-23T05:00:00.000000Z");
+  CHECK(o["exit_code"].is_null());
+  CHECK(o["x-owner"]["team"] == "ops");
+  CHECK_NOTHROW(j.validate());
+  SECTION("dump is one line of JSON that parses back to the same job") {
+    const std::string text = j.dump();
+    CHECK(text.back() == '\n');
+    CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+    CHECK(Job::parse(text).json() == o);
+  }
+}
+
+TEST_CASE("parse_state: names and the 'done' alias", "[job]") {
+  CHECK(parse_state("done") == JobState::completed);
+  CHECK(parse_state("completed") == JobState::completed);
+  CHECK(parse_state("dead") == JobState::dead);
+  CHECK_FALSE(parse_state("finished").has_value());
+  CHECK(state_dir(JobState::completed) == "done");
+}

@@ -1,1 +1,73 @@
+#include "queuectl/job_index.hpp"
+
 #include <catch2/catch.hpp>
+
+using namespace queuectl;
+
+namespace {
+IndexEntry entry(std::string id, std::int64_t prio, Micros created, Micros due = 0) {
+  IndexEntry e;
+  e.id = std::move(id);
+  e.priority = prio;
+  e.created = created;
+  e.due = due;
+  return e;
+}
+std::vector<std::string> drain(JobIndex& ix, Micros now) {
+  std::vector<std::string> out;
+  while (auto e = ix.pop_ready(now)) {
+    out.push_back(e->id);
+  }
+  return out;
+}
+} // namespace
+
+TEST_CASE("index: priority first, then oldest, then id", "[index]") {
+  JobIndex ix;
+  ix.add(entry("c", 0, 30));
+  ix.add(entry("a", 0, 10));
+  ix.add(entry("hi", 5, 99));
+  ix.add(entry("b2", 0, 20));
+  ix.add(entry("b1", 0, 20));
+  ix.add(entry("lo", -1, 1));
+  CHECK(drain(ix, 0) == std::vector<std::string>{"hi", "a", "b1", "b2", "c", "lo"});
+  CHECK(ix.size() == 0);
+}
+
+TEST_CASE("index: a job is indexed once", "[index]") {
+  JobIndex ix;
+  CHECK(ix.add(entry("a", 0, 1)));
+  CHECK_FALSE(ix.add(entry("a", 9, 1)));
+  CHECK(ix.contains("a"));
+  CHECK(drain(ix, 0).size() == 1);
+  CHECK_FALSE(ix.contains("a"));
+}
+
+TEST_CASE("index: jobs that are not due wait for their time", "[index]") {
+  JobIndex ix;
+  ix.add(entry("later", 9, 1, 2000));
+  ix.add(entry("soon", 0, 2, 1000));
+  ix.add(entry("now", 0, 3));
+  CHECK(ix.next_due() == 1000);
+  CHECK(drain(ix, 500) == std::vector<std::string>{"now"});
+  CHECK(drain(ix, 1000) == std::vector<std::string>{"soon"});
+  CHECK(ix.next_due() == 2000);
+  CHECK(drain(ix, 5000) == std::vector<std::string>{"later"});
+  CHECK_FALSE(ix.next_due().has_value());
+}
+
+TEST_CASE("index_entry: reads priority, created_at and due time", "[index]") {
+  const auto e = index_entry("x", JobState::pending,
+                             R"({"command":"c","priority":4,"created_at":"1970-01-01T00:00:01Z","run_at":"1970-01-01T00:00:02Z"})",
+                             0, 77);
+  CHECK(e.priority == 4);
+  CHECK(e.created == 1'000'000);
+  CHECK(e.due == 2'000'000);
+  const auto f = index_entry("y", JobState::failed, R"({"command":"c","next_run_at":"1970-01-01T00:00:03Z","run_at":"1970-01-01T00:00:02Z"})", 2, 77);
+  CHECK(f.due == 3'000'000);
+  CHECK(f.priority == 2);
+  CHECK(f.created == 77);
+  const auto g = index_entry("z", JobState::pending, "not json", 1, 5);
+  CHECK(g.due == 0);
+  CHECK(g.priority == 1);
+}

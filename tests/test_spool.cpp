@@ -1,1 +1,198 @@
+#include "queuectl/enqueue.hpp"
+#include "queuectl/error.hpp"
+#include "queuectl/spool.hpp"
+#include "queuectl/sys.hpp"
+
+#include "support/temp_dir.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+using namespace queuectl;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string enqueue_cmd(Spool& s, const std::string& cmd, const std::optional<std::string>& id = std::nullopt) {
+  JobOverrides o;
+  o.command = cmd;
+  o.id = id;
+  return enqueue_one(s, Json(), o);
+}
+
+std::size_t files_in(const fs::path& dir) {
+  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+Exit code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return Exit::ok;
+}
+
+} // namespace
+
+TEST_CASE("open: creates the tree, mode 0700", "[spool]") {
+  TempDir dir;
+  const Spool s = Spool::open(dir.path() / "a" / "b");
+  for (const char* sub : {"", "tmp", "pending", "processing", "failed", "done", "dead", "workers"}) {
+    struct stat st {};
+    REQUIRE(::stat((dir.path() / "a" / "b" / sub).c_str(), &st) == 0);
+    INFO(sub);
+    CHECK((st.st_mode & 0777) == 0700);
+  }
+}
+
+TEST_CASE("resolve: flag, then environment, then defaults", "[spool]") {
+  CHECK(Spool::resolve("/x/y") == "/x/y");
+  ::setenv("QUEUECTL_SPOOL", "/from/env", 1);
+  CHECK(Spool::resolve("") == "/from/env");
+  ::unsetenv("QUEUECTL_SPOOL");
+  if (::geteuid() == 0) {
+    CHECK(Spool::resolve("") == "/var/spool/queuectl");
+  } else {
+    ::setenv("XDG_STATE_HOME", "/xdg", 1);
+    CHECK(Spool::resolve("") == "/xdg/queuectl");
+  }
+}
+
+TEST_CASE("enqueue: a durable file in pending/, nothing left in tmp/", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string id = enqueue_cmd(s, "echo hi");
+  CHECK(s.find(id) == JobState::pending);
+  CHECK(files_in(dir.path() / "tmp") == 0);
+  const StoredJob sj = s.load(id);
+  CHECK(sj.job.command() == "echo hi");
+  CHECK(sj.job.json()["state"] == "pending");
+  CHECK(sj.job.json()["max_retries"] == 3);
+}
+
+TEST_CASE("enqueue: an id already used in any state is refused", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  enqueue_cmd(s, "true", "job1");
+  CHECK(code_of([&] { enqueue_cmd(s, "true", "job1"); }) == Exit::failure);
+  // Move it to done/ by hand: still taken.
+  fs::rename(dir.path() / "pending" / "job1.json", dir.path() / "done" / "job1.json");
+  CHECK(code_of([&] { enqueue_cmd(s, "true", "job1"); }) == Exit::failure);
+  CHECK(files_in(dir.path() / "pending") == 0);
+  CHECK(files_in(dir.path() / "tmp") == 0);
+}
+
+TEST_CASE("enqueue_lines: all or nothing, errors name the line", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  std::string msg;
+  try {
+    enqueue_lines(s, "{\"command\":\"a\"}\n\n{\"command\":\"b\"}\n{\"comand\":\"c\"}\n", {});
+  } catch (const Error& e) {
+    CHECK(e.code() == Exit::usage);
+    msg = e.what();
+  }
+  CHECK_THAT(msg, Catch::StartsWith("line 4: missing field 'command'"));
+  CHECK(s.counts()[0] == 0);
+  SECTION("duplicate ids inside the batch") {
+    CHECK(code_of([&] { enqueue_lines(s, "{\"command\":\"a\",\"id\":\"x\"}\n{\"command\":\"b\",\"id\":\"x\"}\n", {}); }) ==
+          Exit::usage);
+    CHECK(s.counts()[0] == 0);
+  }
+  SECTION("a good batch keeps input order") {
+    const auto ids = enqueue_lines(s, "{\"command\":\"a\",\"id\":\"first\"}\n{\"command\":\"b\"}\n", {});
+    REQUIRE(ids.size() == 2);
+    CHECK(ids[0] == "first");
+    CHECK(s.counts()[0] == 2);
+    CHECK(files_in(dir.path() / "tmp") == 0);
+  }
+}
+
+TEST_CASE("counts and list: entries, not temporaries or other files", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string a = enqueue_cmd(s, "a");
+  const std::string b = enqueue_cmd(s, "b");
+  std::ofstream(dir.path() / "pending" / ".x.json.tmp") << "{}";
+  std::ofstream(dir.path() / "pending" / "notes.txt") << "hi";
+  fs::create_symlink("/etc/passwd", dir.path() / "pending" / "link.json");
+  const auto c = s.counts();
+  CHECK(c[static_cast<int>(JobState::pending)] == 2);
+  const auto jobs = s.list(JobState::pending);
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].job.id() == a); // oldest first
+  CHECK(jobs[1].job.id() == b);
+}
+
+TEST_CASE("lock_job and move: the lock excludes, a move never overwrites", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string id = enqueue_cmd(s, "true", "j");
+  auto first = s.lock_job(JobState::pending, id);
+  REQUIRE(first);
+  CHECK_FALSE(s.lock_job(JobState::pending, id)); // flock is per open file: excluded
+  // A job of the same id in done/ already: the move is refused and nothing changes.
+  std::ofstream(dir.path() / "done" / "j.json") << "{\"command\":\"other\"}\n";
+  Job job = Job::parse(first->content);
+  CHECK(code_of([&] { s.move(*first, JobState::completed, job, true); }) == Exit::failure);
+  CHECK(fs::exists(dir.path() / "pending" / "j.json"));
+  std::ifstream in(dir.path() / "done" / "j.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "{\"command\":\"other\"}\n");
+  SECTION("a move keeps the new file locked and writes the new state") {
+    fs::remove(dir.path() / "done" / "j.json");
+    s.move(*first, JobState::processing, job, true);
+    CHECK(s.find(id) == JobState::processing);
+    CHECK_FALSE(s.lock_job(JobState::processing, id));
+    CHECK(s.load(id).job.json()["state"] == "processing");
+    first.reset();
+    CHECK(s.lock_job(JobState::processing, id));
+  }
+}
+
+TEST_CASE("cancel, retry_dead and purge", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string id = enqueue_cmd(s, "true", "c1");
+  s.cancel(id);
+  StoredJob sj = s.load(id);
+  CHECK(sj.state == JobState::dead);
+  CHECK(sj.job.json()["last_error"] == "cancelled");
+  CHECK(code_of([&] { s.cancel(id); }) == Exit::failure);
+  s.retry_dead(id);
+  sj = s.load(id);
+  CHECK(sj.state == JobState::pending);
+  CHECK(sj.job.attempts() == 0);
+  CHECK(sj.job.json()["last_error"] == "cancelled"); // kept until the next run
+  CHECK(code_of([&] { s.retry_dead(id); }) == Exit::failure);
+  s.cancel(id);
+  std::ofstream(dir.path() / "dead" / "c1.log") << "output\n";
+  CHECK(s.purge(JobState::dead, 3600.0) == 0); // too young
+  CHECK(s.purge(JobState::dead, std::nullopt) == 1);
+  CHECK(files_in(dir.path() / "dead") == 0);
+  CHECK(code_of([&] { s.load(id); }) == Exit::failure);
+  CHECK(code_of([&] { s.load("bad id"); }) == Exit::usage);
+}
+
+TEST_CASE("quarantine: original kept byte for byte, record beside it", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  std::ofstream(dir.path() / "pending" / "broken.json") << "{not json";
+  const std::string rid = s.quarantine(JobState::pending, "broken.json", "invalid JSON", Json());
+  CHECK(rid == "broken");
+  std::ifstream in(dir.path() / "dead" / "broken.json.orig");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "{not json");
+  const StoredJob sj = s.load("broken");
+  CHECK(sj.state == JobState::dead);
+  CHECK(sj.job.json()["last_error"] == "invalid JSON");
+  CHECK(sj.job.json()["original_file"] == "broken.json.orig");
+  CHECK(s.purge(JobState::dead, std::nullopt) == 1);
+  CHECK(files_in(dir.path() / "dead") == 0);
+}
