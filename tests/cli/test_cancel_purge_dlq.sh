@@ -1,1 +1,62 @@
-exit 0
+# cancel, purge and the dead-letter queue commands.
+. "$QUEUECTL_TEST_LIB"
+
+q enqueue --command true --id p1 >/dev/null
+expect 0 q cancel p1
+assert_eq "$(q show p1 | json "j['state'], j['last_error']")" "dead cancelled"
+[ -f "$S/dead/p1.json" ] && [ ! -e "$S/pending/p1.json" ] || fail "cancel did not move the file"
+# Cancel of a dead job: exit 1, nothing changed.
+cp "$S/dead/p1.json" "$T/before"
+expect 1 q cancel p1
+assert_one_error_line
+assert_contains "$ERR" "it is dead"
+cmp -s "$S/dead/p1.json" "$T/before" || fail "failed cancel changed the file"
+expect 1 q cancel nosuch
+expect 2 q cancel 'bad/id'
+
+# A failed job can be cancelled too (a file put in failed/ by hand, as a worker would).
+printf '{"id":"f1","command":"false","attempts":1,"max_retries":3,"next_run_at":"2999-01-01T00:00:00Z"}\n' >"$S/failed/f1.json"
+expect 0 q cancel f1
+assert_eq "$(state_of f1)" dead
+
+# dlq retry: back to pending, attempts 0, next_run_at gone, last_error kept.
+printf '{"id":"d1","command":"false","attempts":4,"max_retries":3,"next_run_at":"2999-01-01T00:00:00Z","last_error":"exit status 1","exit_code":1,"state":"dead"}\n' >"$S/dead/d1.json"
+echo "old output" >"$S/dead/d1.log"
+expect 0 q dlq retry d1
+assert_eq "$OUT" "retried d1"
+assert_eq "$(q show d1 | json "j['state'], j['attempts'], 'next_run_at' in j, j['last_error'], j['exit_code']")" \
+  "pending 0 False exit status 1 1"
+[ -f "$S/pending/d1.log" ] || fail "the log did not follow the job"
+expect 1 q dlq retry d1
+assert_contains "$ERR" "not dead"
+expect 2 q dlq retry
+expect 2 q dlq retry d1 --all
+
+# dlq retry --all
+q cancel d1 >/dev/null
+expect 0 q dlq retry --all
+assert_eq "$(count dead)" 0
+assert_eq "$(count pending)" 3
+
+# purge: only completed or dead; age from updated_at.
+printf '{"id":"old","command":"true","updated_at":"2000-01-01T00:00:00Z"}\n' >"$S/done/old.json"
+echo out >"$S/done/old.log"
+printf '{"id":"new","command":"true","updated_at":"2999-01-01T00:00:00Z"}\n' >"$S/done/new.json"
+expect 0 q purge --state done --older-than 3600
+assert_eq "$OUT" "purged 1 completed job"
+assert_eq "$(files done)" "new.json"
+expect 2 q purge --state pending
+assert_one_error_line
+expect 2 q purge
+expect 2 q purge --state completed --older-than -5
+expect 0 q purge --state completed
+assert_eq "$(files done)" ""
+
+# dlq purge removes the record and the .orig of an invalid drop-in.
+printf 'garbage' >"$S/dead/g.json.orig"
+printf '{"id":"g","command":"","state":"dead","original_file":"g.json.orig","last_error":"invalid JSON"}\n' >"$S/dead/g.json"
+expect 1 q dlq retry g
+assert_contains "$ERR" "invalid file"
+expect 0 q dlq purge --older-than 0
+assert_eq "$(files dead)" ""
+echo "ok"

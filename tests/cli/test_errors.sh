@@ -1,1 +1,77 @@
-exit 0
+# Bad input: one error line, the right exit code, and no job created or changed.
+. "$QUEUECTL_TEST_LIB"
+
+q enqueue --command true --id keep >/dev/null
+cp "$S/pending/keep.json" "$T/keep.before"
+check_nothing_changed() {
+  assert_eq "$(files pending)" "keep.json" "pending/"
+  assert_eq "$(files tmp)" "" "tmp/"
+  cmp -s "$S/pending/keep.json" "$T/keep.before" || fail "an existing job changed"
+}
+
+for input in '{' '[]' '"x"' '{}' '{"command":""}' '{"command":true}' '{"command":"x","id":"a b"}' \
+  '{"command":"x","id":".hidden"}' '{"command":"x","priority":"high"}' '{"command":"x","max_retries":-1}' \
+  '{"command":"x","timeout":-1}' '{"command":"x","run_at":"tomorrow"}' '{"command":"x","env":{"A":1}}'; do
+  expect 2 q enqueue "$input"
+  assert_one_error_line
+  check_nothing_changed
+done
+expect 1 q enqueue '{"command":"x","id":"keep"}'
+assert_one_error_line
+assert_contains "$ERR" "already exists"
+check_nothing_changed
+expect 2 q enqueue --command x --id "$(printf 'x%.0s' $(seq 129))"
+expect 2 q enqueue --command x --priority abc
+assert_one_error_line
+expect 2 q enqueue --command x --run-at yesterday
+assert_one_error_line
+expect 2 q enqueue --command x --run-at 2030-01-01T00:00:00Z --delay 5
+assert_one_error_line
+expect 2 q enqueue
+assert_one_error_line
+expect 2 q frobnicate
+assert_one_error_line
+assert_contains "$ERR" "unknown command 'frobnicate'"
+expect 2 q
+assert_one_error_line
+expect 2 q list --bogus-flag
+assert_one_error_line
+expect 2 q dlq
+assert_one_error_line
+check_nothing_changed
+
+# Help and version are not errors.
+expect 0 q --help
+assert_contains "$OUT" "enqueue"
+for c in enqueue status list show logs cancel purge dlq config worker; do
+  expect 0 q "$c" --help
+  assert_contains "$OUT" "Usage"
+done
+expect 0 q --version
+assert_contains "$OUT" "queuectl "
+
+# An unusable spool: a file where the spool should be, and an unreadable one.
+touch "$T/notadir"
+expect 1 q --spool "$T/notadir" status
+assert_one_error_line
+if [ "$(id -u)" = 0 ]; then
+  # root ignores permissions; run as nobody when we can
+  if command -v setpriv >/dev/null; then
+    mkdir -p "$T/locked" && chmod 755 "$T" && chmod 700 "$T/locked"
+    run setpriv --reuid=65534 --regid=65534 --clear-groups "$QUEUECTL" --spool "$T/locked/spool" status
+    assert_eq "$RC" 1 "exit code for an unwritable spool"
+    assert_one_error_line
+    assert_contains "$ERR" "Permission denied"
+  fi
+else
+  mkdir -p "$T/locked" && chmod 500 "$T/locked"
+  expect 1 q --spool "$T/locked/spool" status
+  assert_one_error_line
+fi
+
+# Symlinks in the spool are not followed by show.
+ln -s /etc/passwd "$S/pending/evil.json"
+expect 1 q show evil
+assert_one_error_line
+assert_contains "$ERR" "symbolic link"
+echo "ok"
