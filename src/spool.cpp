@@ -70,8 +70,6 @@ void make_root(const fs::path& root) {
   throw_errno("cannot create spool directory", root.string());
 }
 
-constexpr const char* k_subdirs[] = {"tmp", "pending", "processing", "failed", "done", "dead", "workers"};
-
 } // namespace
 
 Spool Spool::open(const fs::path& root) {
@@ -85,7 +83,15 @@ Spool Spool::open(const fs::path& root) {
   }
   const mode_t dir_mode = st.st_mode & 07777;
   s.m_file_mode = (st.st_mode & 070) != 0 ? 0660 : 0600;
-  for (const char* sub : k_subdirs) {
+  // Open each subdirectory; create it only when it is missing (one syscall when not).
+  const auto subdir = [&](const char* sub) {
+    Fd fd(::openat(s.m_root_fd.get(), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd || errno != ENOENT) {
+      if (!fd) {
+        throw_errno("cannot open directory", s.path_of(sub, ""));
+      }
+      return fd;
+    }
     if (::mkdirat(s.m_root_fd.get(), sub, 0700) == 0) {
       // Same bits as the root (0700, or the package's group-shared mode); mkdir's
       // mode is filtered by the umask, so set it explicitly.
@@ -95,12 +101,12 @@ Spool Spool::open(const fs::path& root) {
     } else if (errno != EEXIST) {
       throw_errno("cannot create spool directory", s.path_of(sub, ""));
     }
-  }
-  s.m_tmp = sys::open_dir_at(s.m_root_fd.get(), "tmp", s.path_of("tmp", ""));
-  s.m_workers = sys::open_dir_at(s.m_root_fd.get(), "workers", s.path_of("workers", ""));
+    return sys::open_dir_at(s.m_root_fd.get(), sub, s.path_of(sub, ""));
+  };
+  s.m_tmp = subdir("tmp");
+  s.m_workers = subdir("workers");
   for (JobState st2 : k_all_states) {
-    const std::string d(state_dir(st2));
-    s.m_dirs[static_cast<std::size_t>(st2)] = sys::open_dir_at(s.m_root_fd.get(), d, s.path_of(d, ""));
+    s.m_dirs[static_cast<std::size_t>(st2)] = subdir(std::string(state_dir(st2)).c_str());
   }
   return s;
 }

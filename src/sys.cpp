@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 namespace queuectl::sys {
@@ -97,6 +98,25 @@ std::optional<std::string> read_file_at(int dir, const std::string& name, const 
   return read_all(fd.get(), display);
 }
 
+namespace {
+// The process's umask, read once without changing it (umask(2) cannot just read).
+mode_t current_umask() {
+  static const mode_t mask = [] {
+    Fd fd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      return static_cast<mode_t>(077); // unknown: assume the strictest, so fchmod runs
+    }
+    const std::string text = read_all(fd.get(), "/proc/self/status");
+    const auto pos = text.find("Umask:");
+    if (pos == std::string::npos) {
+      return static_cast<mode_t>(077);
+    }
+    return static_cast<mode_t>(std::strtoul(text.c_str() + pos + 6, nullptr, 8));
+  }();
+  return mask;
+}
+} // namespace
+
 Fd create_file_at(int dir, const std::string& name, std::string_view data, bool sync,
                   const std::string& display, mode_t mode) {
   Fd fd(::openat(dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
@@ -104,8 +124,8 @@ Fd create_file_at(int dir, const std::string& name, std::string_view data, bool 
     throw_errno("cannot create", display);
   }
   try {
-    struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 07777) != mode && ::fchmod(fd.get(), mode) != 0) {
+    // open(2) filters the mode through the umask; a shared spool needs its group bits.
+    if ((mode & current_umask()) != 0 && ::fchmod(fd.get(), mode) != 0) {
       throw_errno("cannot set permissions of", display);
     }
     write_all(fd.get(), data, display);

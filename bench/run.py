@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""queuectl benchmarks. Every figure is a median of repeated runs, next to its baseline
+measured in the same run (this machine is shared and noisy), and printed as Markdown.
+
+Usage: bench/run.py [--quick] [--only enqueue|dispatch] BUILD_DIR
+  BUILD_DIR holds queuectl (static) and dynamic/queuectl (see bench/run.sh).
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+if ONLY:
+    ARGS.remove(ONLY)
+BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
+Q = os.path.join(BUILD, "queuectl")
+Q_DYN = os.path.join(BUILD, "dynamic", "queuectl")
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = tempfile.mkdtemp(prefix="queuectl-bench.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
+REPS = 5 if not QUICK else 1
+out = []
+
+
+def say(line=""):
+    print(line, flush=True)
+    out.append(line)
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def q(spool, *args, **kw):
+    return subprocess.run([Q, "--spool", spool, *args], check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
+
+
+def fresh(name):
+    """An empty directory, with the file system quiet: the removal of the last one and any
+    other pending writeback flushed before the measurement starts."""
+    d = os.path.join(WORK, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    os.sync()
+    return d
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def compile_c(name):
+    exe = os.path.join(WORK, name)
+    sh("cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c"))
+    return exe
+
+
+def hyperfine(cmds, runs=300):
+    """Median wall time (s) of each command, run interleaved by hyperfine."""
+    js = os.path.join(WORK, "hf.json")
+    sh("hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--export-json", js, *cmds,
+       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return [r["median"] for r in json.load(open(js))["results"]]
+
+
+def bench_enqueue():
+    n = 20000 if QUICK else 100000
+    say("## Enqueue and status (issue 2)")
+    say()
+    mkfiles = compile_c("mkfiles")
+    lines = os.path.join(WORK, "jobs.jsonl")
+    with open(lines, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"command": "true", "x-n": i}) + "\n")
+    floor, bulk = [], []
+    for _ in range(REPS):
+        d = fresh("files")
+        floor.append(float(subprocess.run([mkfiles, d, str(n)], check=True, stdout=subprocess.PIPE, text=True).stdout))
+        sp = fresh("bulk")
+        t0 = time.monotonic()
+        with open(lines) as f:
+            subprocess.run([Q, "--spool", sp, "enqueue", "-"], stdin=f, stdout=subprocess.DEVNULL, check=True)
+        bulk.append(time.monotonic() - t0)
+    fr, br = n / med(floor), n / med(bulk)
+    say(f"Bulk `enqueue -` of {n:,} jobs, median of {REPS} runs, against the floor of creating {n:,} small files in one directory (no fsync):")
+    say()
+    say("| | seconds | files or jobs/s | ratio to floor |")
+    say("|---|---:|---:|---:|")
+    say(f"| floor: `bench/mkfiles.c` | {med(floor):.2f} | {fr:,.0f} | 1.00 |")
+    say(f"| `queuectl enqueue -` (durable: one syncfs + one fsync per batch) | {med(bulk):.2f} | {br:,.0f} | {br / fr:.2f} |")
+    say()
+    # status on the spool just filled, and on a million-job spool.
+    sp = os.path.join(WORK, "bulk")
+    st = hyperfine([f"{Q} --spool {sp} status"], runs=30)[0]
+    say(f"`status` on {n:,} pending jobs: median {st * 1000:.1f} ms (30 runs).")
+    if not QUICK:
+        big = fresh("million")
+        with open(lines) as f:
+            data = f.read()
+        for _ in range(10):
+            subprocess.run([Q, "--spool", big, "enqueue", "-"], input=data, text=True, stdout=subprocess.DEVNULL, check=True)
+        st = hyperfine([f"{Q} --spool {big} status"], runs=10)[0]
+        say(f"`status` on 1,000,000 pending jobs: median {st * 1000:.0f} ms (10 runs).")
+        shutil.rmtree(big, ignore_errors=True)
+    say()
+    # One enqueue process against /bin/true, and the link choices.
+    sp = fresh("single")
+    q(sp, "status")
+    cmd = "enqueue --command true"
+    t = hyperfine([
+        "/bin/true",
+        f"{Q} --version",
+        f"{Q_DYN} --version",
+        f"{Q} --spool {sp} {cmd}",
+        f"{Q_DYN} --spool {sp} {cmd}",
+    ])
+    say("One process, started by hyperfine without a shell (`-N`), median of 300 runs:")
+    say()
+    say("| command | median ms | ratio to /bin/true |")
+    say("|---|---:|---:|")
+    for name, v in zip(["/bin/true (Debian, dynamic)", "queuectl --version (static)", "queuectl --version (dynamic)",
+                        "queuectl enqueue --command true (static; fsync file + dir)",
+                        "queuectl enqueue --command true (dynamic; fsync file + dir)"], t):
+        say(f"| {name} | {v * 1000:.2f} | {v / t[0]:.2f} |")
+    say()
+
+
+def wait_count(spool, state, n, timeout=600):
+    d = os.path.join(spool, {"completed": "done"}.get(state, state))
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        c = sum(1 for e in os.scandir(d) if e.name.endswith(".json"))
+        if c >= n:
+            return time.monotonic()
+        time.sleep(0.01)
+    raise SystemExit(f"timed out waiting for {n} {state} jobs in {spool}")
+
+
+def wait_file(path, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(path) as f:
+                s = f.read().strip()
+            if s:
+                return float(s)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    raise SystemExit(f"timed out waiting for {path}")
+
+
+def latency_queuectl(n):
+    sp = fresh("lat-q")
+    q(sp, "worker", "start", "--detach", "--count", "1")
+    marks = fresh("lat-q-marks")
+    from_ret, from_call = [], []
+    try:
+        for i in range(n):
+            f = os.path.join(marks, str(i))
+            t_call = time.time()
+            subprocess.run([Q, "--spool", sp, "enqueue", "--command", f"date +%s.%N > {f}"], check=True, stdout=subprocess.DEVNULL)
+            t_ret = time.time()
+            start = wait_file(f)
+            from_ret.append(start - t_ret)
+            from_call.append(start - t_call)
+    finally:
+        q(sp, "worker", "stop")
+    return from_ret, from_call
+
+
+def latency_nq(n):
+    d = fresh("lat-nq")
+    marks = fresh("lat-nq-marks")
+    env = dict(os.environ, NQDIR=d)
+    from_ret, from_call = [], []
+    for i in range(n):
+        f = os.path.join(marks, str(i))
+        t_call = time.time()
+        subprocess.run(["nq", "-q", "sh", "-c", f"date +%s.%N > {f}"], check=True, env=env, stdout=subprocess.DEVNULL)
+        t_ret = time.time()
+        start = wait_file(f)
+        from_ret.append(start - t_ret)
+        from_call.append(start - t_call)
+    subprocess.run(["nqtail", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return from_ret, from_call
+
+
+def tsp_env(name):
+    return dict(os.environ, TS_SOCKET=os.path.join(WORK, name + ".sock"), TS_MAXFINISHED="100000", TMPDIR=fresh(name + "-tmp"))
+
+
+def latency_tsp(n):
+    env = tsp_env("lat-tsp")
+    marks = fresh("lat-tsp-marks")
+    subprocess.run(["tsp", "-S", "1"], env=env, check=True)
+    from_ret, from_call = [], []
+    try:
+        for i in range(n):
+            f = os.path.join(marks, str(i))
+            t_call = time.time()
+            subprocess.run(["tsp", "-n", "sh", "-c", f"date +%s.%N > {f}"], check=True, env=env, stdout=subprocess.DEVNULL)
+            t_ret = time.time()
+            start = wait_file(f)
+            from_ret.append(start - t_ret)
+            from_call.append(start - t_call)
+    finally:
+        subprocess.run(["tsp", "-K"], env=env)
+    return from_ret, from_call
+
+
+def drain_queuectl(n):
+    sp = fresh("drain-q")
+    subprocess.run([Q, "--spool", sp, "enqueue", "-"], input="".join('{"command":"true"}\n' for _ in range(n)),
+                   text=True, check=True, stdout=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    q(sp, "worker", "start", "--detach", "--count", "2")
+    t1 = wait_count(sp, "completed", n)
+    q(sp, "worker", "stop")
+    return t1 - t0
+
+
+def drain_nq(n):
+    d = fresh("drain-nq")
+    env = dict(os.environ, NQDIR=d)
+    t0 = time.monotonic()
+    for _ in range(n):
+        subprocess.run(["nq", "-q", "true"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["nqtail", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def drain_tsp(n):
+    env = tsp_env("drain-tsp")
+    subprocess.run(["tsp", "-S", "2"], env=env, check=True)
+    t0 = time.monotonic()
+    for _ in range(n):
+        subprocess.run(["tsp", "-n", "true"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["tsp", "-w"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:  # -w waits for the last job only; wait until none queued or running
+        s = subprocess.run(["tsp"], env=env, stdout=subprocess.PIPE, text=True).stdout
+        if " running " not in s and " queued " not in s:
+            break
+        time.sleep(0.01)
+    t = time.monotonic() - t0
+    subprocess.run(["tsp", "-K"], env=env)
+    return t
+
+
+def bench_dispatch():
+    n_lat = 50 if QUICK else 200
+    n_drain = 2000 if QUICK else 10000
+    say("## Dispatch latency and drain throughput (issue 3)")
+    say()
+    lat = {"queuectl": [[], []], "nq": [[], []], "task-spooler": [[], []]}
+    for _ in range(REPS):
+        for name, fn in (("queuectl", latency_queuectl), ("nq", latency_nq), ("task-spooler", latency_tsp)):
+            r, c = fn(n_lat)
+            lat[name][0] += r
+            lat[name][1] += c
+    say(f"Latency to the job's first command (`date +%s.%N`) with an idle worker, {n_lat} jobs x {REPS} runs:")
+    say()
+    say("| system | median from enqueue's return | p99 from return | median from the enqueue call | p99 from call |")
+    say("|---|---:|---:|---:|---:|")
+    for name, (r, c) in lat.items():
+        say(f"| {name} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | {pct(c, 99) * 1000:.2f} ms |")
+    say()
+    floor_exe = compile_c("spawn_floor")
+    res = {"floor": [], "queuectl": [], "nq": [], "task-spooler": []}
+    for _ in range(REPS):
+        res["floor"].append(float(subprocess.run([floor_exe, str(n_drain)], check=True, stdout=subprocess.PIPE, text=True).stdout))
+        res["queuectl"].append(drain_queuectl(n_drain))
+        res["nq"].append(drain_nq(n_drain))
+        res["task-spooler"].append(drain_tsp(n_drain))
+    f = n_drain / med(res["floor"])
+    qr = n_drain / med(res["queuectl"])
+    say(f"Drain of {n_drain:,} `true` jobs, median of {REPS} runs:")
+    say()
+    say("| system | seconds | jobs/s | ratio to floor | queuectl's ratio to it |")
+    say("|---|---:|---:|---:|---:|")
+    labels = {
+        "floor": "floor: `bench/spawn_floor.c`, `/bin/sh -c true` back to back, one process",
+        "queuectl": "queuectl: pre-enqueued, `worker start --count 2`, until all in done/",
+        "nq": "nq: `nq true` per job (its enqueue starts the job), until all ran",
+        "task-spooler": "task-spooler: `tsp -S 2`, `tsp true` per job, until all ran",
+    }
+    for name, xs in res.items():
+        r = n_drain / med(xs)
+        say(f"| {labels[name]} | {med(xs):.2f} | {r:,.0f} | {r / f:.2f} | {qr / r:.2f} |")
+    say()
+
+
+def main():
+    say(f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, {os.uname().release}; "
+        f"work dir on `{subprocess.run(['df', '--output=fstype', WORK], stdout=subprocess.PIPE, text=True).stdout.split()[-1]}`.")
+    say()
+    try:
+        if ONLY in (None, "enqueue"):
+            bench_enqueue()
+        if ONLY in (None, "dispatch"):
+            bench_dispatch()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    with open(os.path.join(BUILD, "bench-results.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+main()
