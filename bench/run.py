@@ -193,7 +193,7 @@ def latency_nq(n):
         start = wait_file(f)
         from_ret.append(start - t_ret)
         from_call.append(start - t_call)
-    subprocess.run(["nqtail", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["fq", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return from_ret, from_call
 
 
@@ -237,7 +237,7 @@ def drain_nq(n):
     t0 = time.monotonic()
     for _ in range(n):
         subprocess.run(["nq", "-q", "true"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["nqtail", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["fq", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - t0
 
 

@@ -98,8 +98,9 @@ ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Mic
   }
   job.fill_new(cfg.job_defaults(), now);
   job.json()["attempts"] = job.attempts() + 1;
-  spool.move(*locked, JobState::processing, job, false);
-  out = Claim{std::move(*locked), std::move(job)};
+  spool.rename_job(*locked, JobState::processing);
+  StagedRewrite staged = spool.stage_rewrite(*locked, job);
+  out = Claim{std::move(*locked), std::move(job), std::move(staged)};
   return ClaimOutcome::claimed;
 }
 

@@ -46,9 +46,9 @@ pid_t spawn_job(const SpawnSpec& spec) {
     posix_spawn_file_actions_adddup2(&s.actions, spec.log_fd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&s.actions, spec.log_fd, STDERR_FILENO);
   }
-  if (spec.keep_fd >= 0) {
+  for (int fd : spec.keep_fds) {
     // dup2 onto itself clears FD_CLOEXEC in the child only (glibc >= 2.29).
-    posix_spawn_file_actions_adddup2(&s.actions, spec.keep_fd, spec.keep_fd);
+    posix_spawn_file_actions_adddup2(&s.actions, fd, fd);
   }
   if (spec.cwd) {
     posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd->c_str());

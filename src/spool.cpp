@@ -336,48 +336,72 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) cons
   return LockedJob{id, s, std::move(fd), std::move(content)};
 }
 
-void Spool::rewrite(LockedJob& locked, Job& job, bool sync) {
+StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job) const {
   const int d = dir(locked.state);
-  const std::string f = job_file(locked.id);
   job.set_state(locked.state);
   job.touch(now_micros());
-  const std::string tmp = fmt::format(".{}.{}.tmp", f, ::getpid());
-  ::unlinkat(d, tmp.c_str(), 0); // a leftover of a crashed process with our pid
-  Fd fd = sys::create_file_at(d, tmp, job.dump(), true, path_of(locked.state, tmp), m_file_mode);
-  // Lock the new file before it takes the name, so the name is never unlocked.
-  sys::lock(fd.get(), true);
-  if (::renameat(d, tmp.c_str(), d, f.c_str()) != 0) {
-    const int err = errno;
-    ::unlinkat(d, tmp.c_str(), 0);
-    throw_errno("cannot replace", path_of(locked.state, f), err);
+  StagedRewrite st;
+  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), ::getpid());
+  st.content = job.dump();
+  ::unlinkat(d, st.tmp.c_str(), 0); // a leftover of a crashed process with our pid
+  st.fd = sys::create_file_at(d, st.tmp, st.content, false, path_of(locked.state, st.tmp), m_file_mode);
+  // Locked before it can take the name, so the name is never unlocked.
+  sys::lock(st.fd.get(), true);
+  return st;
+}
+
+void Spool::commit_rewrite(LockedJob& locked, StagedRewrite& st, bool sync) {
+  const int d = dir(locked.state);
+  const std::string f = job_file(locked.id);
+  try {
+    // The data first: a crash then leaves the old content or the new, never a torn file.
+    if (::fdatasync(st.fd.get()) != 0) {
+      throw_errno("cannot sync", path_of(locked.state, st.tmp));
+    }
+    if (::renameat(d, st.tmp.c_str(), d, f.c_str()) != 0) {
+      throw_errno("cannot replace", path_of(locked.state, f));
+    }
+  } catch (...) {
+    ::unlinkat(d, st.tmp.c_str(), 0);
+    throw;
   }
   if (sync) {
     sys::fsync_fd(d, path_of(locked.state, ""));
   }
   // The old inode is gone from every directory; its lock goes with it.
-  locked.lock = std::move(fd);
-  locked.content = job.dump();
+  locked.lock = std::move(st.fd);
+  locked.content = std::move(st.content);
 }
 
-void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync) {
+void Spool::rewrite(LockedJob& locked, Job& job, bool sync) {
+  StagedRewrite st = stage_rewrite(locked, job);
+  commit_rewrite(locked, st, sync);
+}
+
+void Spool::rename_job(LockedJob& locked, JobState to) {
   const int from_d = dir(locked.state);
   const int to_d = dir(to);
   const std::string f = job_file(locked.id);
   const std::string l = log_file(locked.id);
+  if (to == locked.state) {
+    return;
+  }
   if (sys::exists_at(to_d, f, path_of(to, f))) {
     fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
                      state_dir(to)));
   }
   // The log first: if we die between the two renames, the job is still where it was
   // and `logs` finds the log by looking in every state directory.
-  if (to != locked.state) {
-    sys::rename_noreplace(from_d, l, to_d, l, path_of(locked.state, l), true);
-    if (!sys::rename_noreplace(from_d, f, to_d, f, path_of(locked.state, f))) {
-      fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
-                       state_dir(to)));
-    }
-    locked.state = to;
+  sys::rename_noreplace(from_d, l, to_d, l, path_of(locked.state, l), true);
+  if (!sys::rename_noreplace(from_d, f, to_d, f, path_of(locked.state, f))) {
+    fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
+                     state_dir(to)));
   }
+  locked.state = to;
+}
+
+void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync) {
+  rename_job(locked, to);
   rewrite(locked, job, sync);
 }
 

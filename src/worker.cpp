@@ -331,16 +331,27 @@ void Worker::launch(Claim c, Micros now) {
   spec.env["QUEUECTL_ATTEMPT"] = std::to_string(c.job.attempts());
   spec.env["QUEUECTL_SPOOL"] = m_spool.root().string();
   spec.log_fd = log ? log.get() : -1;
-  spec.keep_fd = c.locked.lock.get();
+  // Both the job file in place and its staged new content: whichever holds the name
+  // when this worker dies, the command holds its lock.
+  spec.keep_fds = {c.locked.lock.get(), c.staged.fd.get()};
   pid_t pid = 0;
+  std::optional<std::string> spawn_error;
   try {
     pid = spawn_job(spec);
   } catch (const Error& e) {
+    spawn_error = e.what();
+  }
+  try {
+    m_spool.commit_rewrite(c.locked, c.staged, false); // the attempt is counted on disk
+  } catch (const Error& e) {
+    m_log(fmt::format("cannot record the start of job {}: {}", id, e.what()));
+  }
+  if (spawn_error) {
     if (log) {
-      const std::string line = std::string(e.what()) + "\n";
+      const std::string line = *spawn_error + "\n";
       (void)!::write(log.get(), line.data(), line.size());
     }
-    conclude(std::move(c), RunResult{127, e.what()}, now);
+    conclude(std::move(c), RunResult{127, *spawn_error}, now);
     return;
   }
   m_reg.set_job(id);

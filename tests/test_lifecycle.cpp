@@ -64,7 +64,9 @@ TEST_CASE("claim_job: exactly one of two claimers wins", "[lifecycle]") {
   REQUIRE(a);
   CHECK(a->job.attempts() == 1);
   CHECK(s.find(id) == JobState::processing);
-  CHECK(s.load(id).job.attempts() == 1); // counted on disk when the run starts
+  CHECK(s.load(id).job.attempts() == 0); // staged, not yet in place
+  s.commit_rewrite(a->locked, a->staged, false);
+  CHECK(s.load(id).job.attempts() == 1); // counted on disk once the run starts
 }
 
 TEST_CASE("claim_job: a job that is not due yet stays", "[lifecycle]") {
@@ -105,6 +107,7 @@ TEST_CASE("claim_job: invalid drop-ins go to dead/ with why", "[lifecycle]") {
     cfg.set("max-retries", "7");
     std::ofstream(dir.path() / "pending" / "m.json") << R"({"command":"true"})";
     CHECK(claim_job(s, cfg, entry_for(s, "m"), now_micros(), c, &due) == ClaimOutcome::claimed);
+    s.commit_rewrite(c->locked, c->staged, false);
     const StoredJob sj = s.load("m");
     const Json& j = sj.job.json();
     CHECK(j["id"] == "m");

@@ -71,7 +71,7 @@ TEST_CASE("spawn_job: the kept descriptor (the job's lock) is inherited, others 
   Fd lock_hi(::fcntl(lock.get(), F_DUPFD_CLOEXEC, 200));
   Fd other(::fcntl(lock.get(), F_DUPFD_CLOEXEC, 300));
   SpawnSpec s;
-  s.keep_fd = lock_hi.get();
+  s.keep_fds = {lock_hi.get()};
   s.command = "test -e /proc/$$/fd/" + std::to_string(lock_hi.get()) + " && ! test -e /proc/$$/fd/" +
               std::to_string(other.get());
   CHECK(exit_code_of(run(s)) == 0);

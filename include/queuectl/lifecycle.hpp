@@ -26,15 +26,20 @@ double backoff_seconds(std::int64_t attempts, double base, double max);
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now);
 
 struct Claim {
-  LockedJob locked; // in processing/, locked
-  Job job;          // attempts already incremented
+  LockedJob locked;     // in processing/, locked, content as it was in pending/
+  Job job;              // attempts already incremented
+  StagedRewrite staged; // `job` written and locked, to be committed once the run started
 };
 
 enum class ClaimOutcome { claimed, gone, not_due, quarantined };
 
 // Tries to claim the indexed job: lock it, check it (a drop-in is validated and given
-// its defaults; an invalid one goes to dead/ with why), count the attempt and move it to
-// processing/. `not_due` sets `*due` (the index was stale). Throws Error only for I/O.
+// its defaults; an invalid one goes to dead/ with why), move it to processing/ and stage
+// its new content with the attempt counted. The caller starts the command, letting it
+// inherit both locks (`locked.lock` and `staged.fd`), and then commits the rewrite: the
+// fdatasync overlaps the command's start, and whichever file holds the name, the running
+// command holds its lock. `not_due` sets `*due` (the index was stale). Throws Error only
+// for I/O.
 ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Micros now,
                        std::optional<Claim>& out, Micros* due);
 

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace queuectl {
 
@@ -15,7 +16,7 @@ struct SpawnSpec {
   std::optional<std::string> cwd;     // chdir there first
   Json env = Json::object();          // added to (or replacing in) the worker's environment
   int log_fd = -1;                    // stdout and stderr (stdin is /dev/null)
-  int keep_fd = -1;                   // inherited by the command (the job's lock)
+  std::vector<int> keep_fds;          // inherited by the command (the job's locks)
 };
 
 // Starts the command with posix_spawn in a new process group (pgid = pid) with default

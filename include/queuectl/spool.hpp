@@ -48,6 +48,13 @@ struct LockedJob {
   std::string content; // the file's bytes when it was locked
 };
 
+// A new content for a job, written and locked but not yet in place (see stage_rewrite).
+struct StagedRewrite {
+  Fd fd;
+  std::string tmp;
+  std::string content;
+};
+
 class Spool {
 public:
   // --spool if given, else $QUEUECTL_SPOOL, else /var/spool/queuectl for root, else
@@ -120,6 +127,18 @@ public:
 
   // Replaces the content of a locked job without moving it (same guarantees as move).
   void rewrite(LockedJob& locked, Job& job, bool sync);
+
+  // rewrite() in two steps, for a caller with work to overlap with the fdatasync:
+  // stage_rewrite writes `job` (state and updated_at set) to a locked dot-temp beside the
+  // job, not yet synced; commit_rewrite syncs it and renames it over the job, after which
+  // `locked.lock` holds the new file. A staged temp that is never committed is removed
+  // by remove_stale_temps().
+  StagedRewrite stage_rewrite(const LockedJob& locked, Job& job) const;
+  void commit_rewrite(LockedJob& locked, StagedRewrite& staged, bool sync);
+
+  // Moves a locked job's file (its log first) to `to`, content unchanged. Throws
+  // Error(failure) if `to` already holds that id.
+  void rename_job(LockedJob& locked, JobState to);
 
   void sync_dir(JobState s) const;
 

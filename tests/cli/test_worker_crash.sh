@@ -26,10 +26,10 @@ sys.exit(0 if len(ends) == 2 and starts[1] >= ends[0] else 1)
 PY
 
 # kill -9 of the worker and its job together: recovered within 5 s, retried.
-q enqueue "{\"id\":\"both\",\"max_retries\":1,\"command\":\"test -e $T/second || { touch $T/second; sleep 60; }\"}" >/dev/null
+q enqueue "{\"id\":\"both\",\"max_retries\":1,\"command\":\"test -e $T/second || { touch $T/second; sleep 601; }\"}" >/dev/null
 wait_until 10 test -e "$T/second"
 W=$(q worker status --json | json "[w['pid'] for w in j if w['job'] == 'both'][0]")
-JOBPG=$(ps -o pgid= -p "$(pgrep -f 'sleep 60' | head -1)" | tr -d ' ')
+JOBPG=$(ps -o pgid= -p "$(pgrep -f "^sleep 60[12]$" | head -1)" | tr -d ' ')
 kill -9 "$W"
 kill -9 -- "-$JOBPG"
 T0=$SECONDS
@@ -38,10 +38,10 @@ wait_until 15 is_state both completed
 assert_eq "$(q show both | json "j['attempts']")" 2
 
 # A dead worker out of retries goes to dead/ with "worker died".
-q enqueue "{\"id\":\"last\",\"max_retries\":0,\"command\":\"sleep 60\"}" >/dev/null
+q enqueue "{\"id\":\"last\",\"max_retries\":0,\"command\":\"sleep 602\"}" >/dev/null
 wait_until 10 is_state last processing
 W=$(q worker status --json | json "[w['pid'] for w in j if w['job'] == 'last'][0]")
-JOBPG=$(ps -o pgid= -p "$(pgrep -f 'sleep 60' | head -1)" | tr -d ' ')
+JOBPG=$(ps -o pgid= -p "$(pgrep -f "^sleep 60[12]$" | head -1)" | tr -d ' ')
 kill -9 "$W"
 kill -9 -- "-$JOBPG"
 wait_until 15 is_state last dead

@@ -17,13 +17,13 @@ assert_eq "$(state_of after)" pending
 # --now: the job's group gets SIGTERM; the run counts as failed.
 q cancel after >/dev/null
 start_workers 1
-q enqueue "{\"id\":\"killme\",\"max_retries\":2,\"command\":\"sleep 60\"}" >/dev/null
+q enqueue "{\"id\":\"killme\",\"max_retries\":2,\"command\":\"sleep 603\"}" >/dev/null
 wait_until 10 is_state killme processing
 expect 0 q worker stop --now
 q show killme >"$T/k.json"
 assert_eq "$(json "j['state'], j['attempts'], j['exit_code']" <"$T/k.json")" "failed 1 143"
 assert_contains "$(json "j['last_error']" <"$T/k.json")" "stop --now"
-pgrep -f 'sleep 60' >/dev/null && fail "the job's process survived stop --now"
+pgrep -fx 'sleep 603' >/dev/null && fail "the job's process survived stop --now"
 q cancel killme >/dev/null
 
 # Ctrl-C at the terminal: SIGINT to the foreground process group. Workers stop
