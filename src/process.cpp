@@ -53,17 +53,14 @@ pid_t spawn_job(const SpawnSpec& spec) {
   if (spec.cwd) {
     posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd->c_str());
   }
+  // No POSIX_SPAWN_SETSIGDEF: glibc would make two sigaction calls per signal in every
+  // child. Handlers are reset by exec anyway; reset_ignored_signals() clears inherited
+  // SIG_IGN dispositions once per worker instead.
   sigset_t empty;
   sigemptyset(&empty);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT}) {
-    sigaddset(&defaults, sig);
-  }
   posix_spawnattr_setsigmask(&s.attr, &empty);
-  posix_spawnattr_setsigdefault(&s.attr, &defaults);
   posix_spawnattr_setpgroup(&s.attr, 0);
-  posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
 
   std::vector<std::string> env_store;
   std::vector<char*> envp;
@@ -102,6 +99,19 @@ pid_t spawn_job(const SpawnSpec& spec) {
     fail(fmt::format("cannot start job: {}", std::strerror(rc)));
   }
   return pid;
+}
+
+void reset_ignored_signals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa {};
+    if (sig == SIGKILL || sig == SIGSTOP || ::sigaction(sig, nullptr, &sa) != 0) {
+      continue; // also skips glibc's internal signals, which refuse sigaction
+    }
+    if (sa.sa_handler == SIG_IGN) {
+      sa.sa_handler = SIG_DFL;
+      ::sigaction(sig, &sa, nullptr);
+    }
+  }
 }
 
 void signal_group(pid_t pgid, int sig) {

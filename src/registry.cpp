@@ -17,6 +17,8 @@ constexpr std::string_view k_sup_prefix = "supervisor-";
 constexpr std::string_view k_worker_prefix = "worker-";
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+constexpr std::size_t k_job_record_size = 130; // a 128-byte id, padding, newline
+
 bool ends_with(std::string_view s, std::string_view x) {
   return s.size() >= x.size() && s.substr(s.size() - x.size()) == x;
 }
@@ -44,6 +46,11 @@ Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor
   if (::renameat(m_dir, tmp.c_str(), m_dir, m_name.c_str()) != 0) {
     throw_errno("cannot register in", spool.path_of("workers", m_name));
   }
+  if (!sup) {
+    m_job = Fd(::openat(m_dir, m_job_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                        spool.file_mode()));
+    set_job(std::nullopt);
+  }
 }
 
 Registration::~Registration() {
@@ -54,22 +61,15 @@ Registration::~Registration() {
 }
 
 void Registration::set_job(const std::optional<std::string>& id) {
-  if (!id) {
-    ::unlinkat(m_dir, m_job_name.c_str(), 0);
-    return;
-  }
-  const std::string tmp = "." + m_job_name + ".tmp";
-  ::unlinkat(m_dir, tmp.c_str(), 0);
-  Fd fd(::openat(m_dir, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd) {
+  if (!m_job) {
     return; // advisory only: never fail a job over it
   }
-  const std::string text = *id + "\n";
-  if (::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size())) {
-    ::renameat(m_dir, tmp.c_str(), m_dir, m_job_name.c_str());
-  } else {
-    ::unlinkat(m_dir, tmp.c_str(), 0);
-  }
+  // One fixed-size pwrite per change (ids are at most 128 bytes): the file never
+  // shrinks, so no truncate, and a reader sees one id padded with blanks.
+  std::string text = id.value_or("");
+  text.resize(k_job_record_size - 1, ' ');
+  text += '\n';
+  (void)!::pwrite(m_job.get(), text.data(), text.size(), 0);
 }
 
 std::vector<WorkerInfo> live_records(const Spool& spool) {
@@ -107,7 +107,7 @@ std::vector<WorkerInfo> live_records(const Spool& spool) {
     if (w.kind == RecordKind::worker) {
       const std::string job_name = name.substr(0, name.size() - 5) + ".job";
       if (auto text = sys::read_file_at(d, job_name, job_name)) {
-        while (!text->empty() && text->back() == '\n') {
+        while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) {
           text->pop_back();
         }
         if (!text->empty()) {

@@ -75,6 +75,7 @@ void make_root(const fs::path& root) {
 Spool Spool::open(const fs::path& root) {
   Spool s;
   s.m_root = root;
+  s.m_pid = ::getpid();
   make_root(root);
   s.m_root_fd = sys::open_dir(root.string());
   struct stat st {};
@@ -341,10 +342,9 @@ StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job) const {
   job.set_state(locked.state);
   job.touch(now_micros());
   StagedRewrite st;
-  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), ::getpid());
+  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), m_pid);
   st.content = job.dump();
-  ::unlinkat(d, st.tmp.c_str(), 0); // a leftover of a crashed process with our pid
-  st.fd = sys::create_file_at(d, st.tmp, st.content, false, path_of(locked.state, st.tmp), m_file_mode);
+  st.fd = sys::create_file_at(d, st.tmp, st.content, false, path_of(locked.state, st.tmp), m_file_mode, true);
   // Locked before it can take the name, so the name is never unlocked.
   sys::lock(st.fd.get(), true);
   return st;
@@ -386,14 +386,11 @@ void Spool::rename_job(LockedJob& locked, JobState to) {
   if (to == locked.state) {
     return;
   }
-  if (sys::exists_at(to_d, f, path_of(to, f))) {
-    fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
-                     state_dir(to)));
-  }
   // The log first: if we die between the two renames, the job is still where it was
   // and `logs` finds the log by looking in every state directory.
   sys::rename_noreplace(from_d, l, to_d, l, path_of(locked.state, l), true);
   if (!sys::rename_noreplace(from_d, f, to_d, f, path_of(locked.state, f))) {
+    ::renameat2(to_d, l.c_str(), from_d, l.c_str(), RENAME_NOREPLACE); // the log goes back
     fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
                      state_dir(to)));
   }

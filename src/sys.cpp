@@ -67,7 +67,8 @@ Fd open_dir_at(int dir, const std::string& name, const std::string& display) {
 }
 
 Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags) {
-  // O_NONBLOCK: opening a FIFO must not hang; it is rejected below.
+  // O_NONBLOCK: opening a FIFO must not hang (it is rejected below); on a regular file
+  // the flag changes nothing, so it stays set.
   Fd fd(::openat(dir, name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) {
     if (errno == ENOENT) {
@@ -85,8 +86,6 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& display,
   if (!S_ISREG(st.st_mode)) {
     fail(fmt::format("refusing to open '{}': not a regular file", display));
   }
-  const int fl = ::fcntl(fd.get(), F_GETFL);
-  ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
   return fd;
 }
 
@@ -118,8 +117,13 @@ mode_t current_umask() {
 } // namespace
 
 Fd create_file_at(int dir, const std::string& name, std::string_view data, bool sync,
-                  const std::string& display, mode_t mode) {
-  Fd fd(::openat(dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+                  const std::string& display, mode_t mode, bool replace_stale) {
+  constexpr int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  Fd fd(::openat(dir, name.c_str(), flags, mode));
+  if (!fd && errno == EEXIST && replace_stale) {
+    ::unlinkat(dir, name.c_str(), 0);
+    fd = Fd(::openat(dir, name.c_str(), flags, mode));
+  }
   if (!fd) {
     throw_errno("cannot create", display);
   }

@@ -160,6 +160,7 @@ private:
   Micros m_next_recover = 0;
   Micros m_next_rescan = 0;
   std::int64_t m_default_priority = 0;
+  pid_t m_pid = ::getpid();
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
@@ -316,7 +317,7 @@ void Worker::launch(Claim c, Micros now) {
   const Json& j = c.job.json();
   if (log) {
     const std::string head = fmt::format("=== queuectl: job {} attempt {} of {} started {} by worker {} ===\n", id,
-                                         c.job.attempts(), c.job.max_retries() + 1, format_time(now), ::getpid());
+                                         c.job.attempts(), c.job.max_retries() + 1, format_time(now), m_pid);
     (void)!::write(log.get(), head.data(), head.size());
   }
   SpawnSpec spec;
@@ -495,6 +496,12 @@ int Worker::run(int ready_fd) {
 } // namespace
 
 int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, const LogSink& log) {
+  reset_ignored_signals();
+  // A closed stderr must give EPIPE, not kill the worker; blocked, SIGPIPE never arrives.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ::sigprocmask(SIG_BLOCK, &pipe_set, nullptr);
   Spool spool = Spool::open(root);
   Worker w(spool, supervisor, log);
   return w.run(ready_fd);

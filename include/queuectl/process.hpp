@@ -19,10 +19,16 @@ struct SpawnSpec {
   std::vector<int> keep_fds;          // inherited by the command (the job's locks)
 };
 
-// Starts the command with posix_spawn in a new process group (pgid = pid) with default
-// signal dispositions and an empty signal mask. Returns its pid. Throws Error(failure)
+// Starts the command with posix_spawn in a new process group (pgid = pid) with an empty
+// signal mask (see reset_ignored_signals for the dispositions). Returns its pid. Throws Error(failure)
 // when it cannot start (e.g. cwd missing), with the reason.
 pid_t spawn_job(const SpawnSpec& spec);
+
+// Sets every signal this process ignores (SIG_IGN survives exec: `nohup` or a shell's
+// `&` leave SIGHUP, SIGINT or SIGQUIT ignored) back to its default, so that jobs start
+// with default dispositions. Call once in a process that spawns jobs and handles no
+// signal itself.
+void reset_ignored_signals();
 
 // Signals the whole process group of a job. Ignores ESRCH.
 void signal_group(pid_t pgid, int sig);

@@ -2,7 +2,7 @@
 //
 //   workers/supervisor-<pid>.json  {"pid","since","count"}      locked by the supervisor
 //   workers/worker-<pid>.json      {"pid","supervisor","since"} locked by the worker
-//   workers/worker-<pid>.job       the id of the job the worker runs (absent when idle)
+//   workers/worker-<pid>.job       the id of the job the worker runs (blank when idle)
 //
 // A record is alive exactly while its flock(2) is held: the kernel drops the lock when
 // the process dies, however it dies, so a PID is never trusted on its own. A record is
@@ -44,13 +44,19 @@ public:
   // `worker status`, rebuilt from scratch by every new worker.
   void set_job(const std::optional<std::string>& id);
   // Drops the lock without removing the file: for a forked child that must not hold it.
-  void abandon() { m_lock.reset(); m_dir = -1; }
+  void abandon() {
+    m_lock.reset();
+    m_job.reset();
+    m_dir = -1;
+  }
 
 private:
   int m_dir = -1;
   std::string m_name;
   std::string m_job_name;
   Fd m_lock;
+  Fd m_job; // worker-<pid>.job, open for pwrite
+
 };
 
 // Live records of the spool, supervisors and workers; stale ones are removed on the way.

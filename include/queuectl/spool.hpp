@@ -158,6 +158,7 @@ private:
   Fd m_workers;
   std::array<Fd, 5> m_dirs;
   mode_t m_file_mode = 0600;
+  pid_t m_pid = 0; // names this process's temporaries
 };
 
 // "<id>.json" and "<id>.log".

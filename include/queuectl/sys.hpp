@@ -36,10 +36,11 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& display,
 std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display);
 
 // Creates `name` in `dir` with `data` and permission bits `mode` (not filtered by the
-// umask) (O_EXCL: never replaces anything). When `sync`,
-// the data is fdatasync'ed before returning. Returns the open descriptor (O_RDWR).
+// umask). O_EXCL: never replaces anything, except, with `replace_stale`, a file of that
+// name (a temporary left by a crashed process whose pid was ours). When `sync`, the data
+// is fdatasync'ed before returning. Returns the open descriptor (O_RDWR).
 Fd create_file_at(int dir, const std::string& name, std::string_view data, bool sync,
-                  const std::string& display, mode_t mode = 0600);
+                  const std::string& display, mode_t mode = 0600, bool replace_stale = false);
 
 // Durably creates or replaces `name` in `dir`: readers see the old or the new content,
 // never a torn file. Writes a dot-temp, fsyncs it, renames it over `name`, fsyncs `dir`.
