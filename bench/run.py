@@ -3,7 +3,8 @@
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
 Usage: bench/run.py [--quick] [--only enqueue|dispatch] BUILD_DIR
-  BUILD_DIR holds queuectl (static) and dynamic/queuectl (see bench/run.sh).
+  BUILD_DIR holds queuectl (the default link, static-runtime), static/queuectl and
+  dynamic/queuectl (see bench/run.sh).
 """
 import json
 import os
@@ -22,6 +23,7 @@ if ONLY:
 BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
 Q = os.path.join(BUILD, "queuectl")
 Q_DYN = os.path.join(BUILD, "dynamic", "queuectl")
+Q_STATIC = os.path.join(BUILD, "static", "queuectl")
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = tempfile.mkdtemp(prefix="queuectl-bench.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
 REPS = 5 if not QUICK else 1
@@ -120,18 +122,24 @@ def bench_enqueue():
     cmd = "enqueue --command true"
     t = hyperfine([
         "/bin/true",
-        f"{Q} --version",
-        f"{Q_DYN} --version",
+        f"{Q_STATIC} --spool {sp} status",
+        f"{Q} --spool {sp} status",
+        f"{Q_DYN} --spool {sp} status",
+        f"{Q_STATIC} --spool {sp} {cmd}",
         f"{Q} --spool {sp} {cmd}",
         f"{Q_DYN} --spool {sp} {cmd}",
     ])
-    say("One process, started by hyperfine without a shell (`-N`), median of 300 runs:")
+    say("One process, started by hyperfine without a shell (`-N`), median of 300 runs. `status` on an")
+    say("empty spool shows the start-up cost of each link choice; `enqueue` adds the durable write")
+    say("(fdatasync of the file, rename, fsync of `pending/`):")
     say()
     say("| command | median ms | ratio to /bin/true |")
     say("|---|---:|---:|")
-    for name, v in zip(["/bin/true (Debian, dynamic)", "queuectl --version (static)", "queuectl --version (dynamic)",
-                        "queuectl enqueue --command true (static; fsync file + dir)",
-                        "queuectl enqueue --command true (dynamic; fsync file + dir)"], t):
+    names = ["/bin/true (Debian, dynamic)"]
+    for what in ("status", "enqueue --command true"):
+        for link in ("static", "static-runtime (default)", "dynamic"):
+            names.append(f"queuectl {what}, {link}")
+    for name, v in zip(names, t):
         say(f"| {name} | {v * 1000:.2f} | {v / t[0]:.2f} |")
     say()
 

@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
+# The default link (static-runtime) in $B, the other two choices beside it.
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build $B -j2 --target queuectl >/dev/null
-cmake -S . -B $B/dynamic -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_STATIC=OFF >/dev/null
-cmake --build $B/dynamic -j2 --target queuectl >/dev/null
+for link in static dynamic; do
+  cmake -S . -B $B/$link -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=$link >/dev/null
+  cmake --build $B/$link -j2 --target queuectl >/dev/null
+done
 exec python3 bench/run.py "$@" $B

@@ -278,11 +278,18 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) 
 std::size_t stop_all(const Spool& spool, bool now) {
   const int sig = now ? SIGUSR1 : SIGTERM;
   const auto recs = live_records(spool);
+  const auto signal = [&](pid_t pid) {
+    if (::kill(pid, sig) != 0 && errno == EPERM) {
+      fail(fmt::format("cannot stop worker process {}: it belongs to another user (a service? "
+                       "try: systemctl stop queuectl)",
+                       pid));
+    }
+  };
   std::map<pid_t, bool> supervisors;
   for (const WorkerInfo& w : recs) {
     if (w.kind == RecordKind::supervisor) {
       supervisors[w.pid] = true;
-      ::kill(w.pid, sig);
+      signal(w.pid);
     }
   }
   std::size_t workers = 0;
@@ -290,7 +297,7 @@ std::size_t stop_all(const Spool& spool, bool now) {
     if (w.kind == RecordKind::worker) {
       ++workers;
       if (!supervisors.count(w.supervisor)) {
-        ::kill(w.pid, sig); // an orphan whose supervisor is gone
+        signal(w.pid); // an orphan whose supervisor is gone
       }
     }
   }

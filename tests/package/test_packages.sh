@@ -1,0 +1,125 @@
+# Builds the .deb and .rpm, lints the .deb, installs it for real with dpkg, runs the
+# service's own ExecStart line as the service user on the system spool, removes the
+# package and checks the jobs survived; installs the .rpm into a scratch root.
+# Needs root (exit 77: skipped otherwise). An existing /var/spool/queuectl is moved aside
+# for the test and put back afterwards.
+set -eu
+: "${BUILD_DIR:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: the package test installs packages and needs root"
+  exit 77
+fi
+for tool in dpkg lintian rpm rpmbuild cpack systemd-analyze runuser setpriv; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (see .ci/install-deps)"
+done
+if dpkg-query -W -f='${Status}' queuectl 2>/dev/null | grep -q 'ok installed'; then
+  echo "SKIP: a queuectl package is installed on this machine; not touching it"
+  exit 77
+fi
+
+T=$(mktemp -d /tmp/queuectl-pkg.XXXXXX)
+SPOOL=/var/spool/queuectl
+SAVED=""
+if [ -e $SPOOL ]; then
+  SAVED="$T/saved-spool"
+  mv $SPOOL "$SAVED"
+fi
+SUP=""
+cleanup() {
+  [ -n "$SUP" ] && kill "$SUP" 2>/dev/null || true
+  dpkg -P queuectl >/dev/null 2>&1 || true
+  userdel -r qtest >/dev/null 2>&1 || true
+  userdel queuectl >/dev/null 2>&1 || true
+  groupdel queuectl >/dev/null 2>&1 || true
+  rm -rf $SPOOL /var/spool/queuectl.d
+  [ -n "$SAVED" ] && mv "$SAVED" $SPOOL
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Build both packages from this build tree.
+(cd "$BUILD_DIR" && rm -f queuectl*.deb queuectl*.rpm && cpack -G "DEB;RPM" >"$T/cpack.log" 2>&1) ||
+  { cat "$T/cpack.log"; fail "cpack"; }
+DEB=$(ls "$BUILD_DIR"/queuectl_*.deb)
+RPM=$(ls "$BUILD_DIR"/queuectl-*.rpm)
+
+# lintian: no errors.
+lintian --fail-on error --tag-display-limit 0 "$DEB" >"$T/lintian.log" 2>&1 || { cat "$T/lintian.log"; fail "lintian reported errors"; }
+dpkg-deb -f "$DEB" Depends | grep -q libc6 || fail "Depends lacks libc6: $(dpkg-deb -f "$DEB" Depends)"
+
+# The rpm lists the binary, every man page and the units.
+rpm -qpl "$RPM" >"$T/rpm-files"
+for f in /usr/bin/queuectl /usr/share/man/man1/queuectl.1.gz /usr/share/man/man1/queuectl-worker.1.gz \
+  /usr/share/man/man5/queuectl-spool.5.gz /usr/lib/systemd/system/queuectl.service \
+  /usr/lib/systemd/system/queuectl@.service /usr/lib/systemd/user/queuectl.service \
+  /usr/lib/sysusers.d/queuectl.conf /usr/lib/tmpfiles.d/queuectl.conf; do
+  grep -qx "$f" "$T/rpm-files" || fail "rpm lacks $f"
+done
+[ "$(grep -c '^/usr/share/man/' "$T/rpm-files")" -ge 11 ] || fail "rpm lacks man pages"
+
+# Install the .deb for real.
+dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i"; }
+[ "$(queuectl --version)" = "queuectl 0.1.0" ] || fail "queuectl --version: $(queuectl --version)"
+man -w queuectl >/dev/null || fail "man -w queuectl"
+man -w 5 queuectl-spool >/dev/null || fail "man -w 5 queuectl-spool"
+getent passwd queuectl >/dev/null || fail "no user queuectl"
+[ "$(getent passwd queuectl | cut -d: -f7)" = /usr/sbin/nologin ] || fail "queuectl has a login shell"
+[ "$(stat -c '%U:%G %a' $SPOOL)" = "queuectl:queuectl 2770" ] || fail "spool owner/mode: $(stat -c '%U:%G %a' $SPOOL)"
+[ "$(stat -c '%U:%G %a' $SPOOL/pending)" = "queuectl:queuectl 2770" ] || fail "pending/ owner/mode"
+for unit in queuectl.service queuectl@demo.service; do
+  systemd-analyze verify "/usr/lib/systemd/system/${unit/@demo/@}" 2>"$T/verify" || true
+  # "verify" of a template needs an instance name: check it through a copy.
+  if [ "$unit" = queuectl@demo.service ]; then
+    cp /usr/lib/systemd/system/queuectl@.service "$T/queuectl@demo.service"
+    systemd-analyze verify "$T/queuectl@demo.service" 2>"$T/verify" || fail "verify $unit: $(cat "$T/verify")"
+  else
+    [ ! -s "$T/verify" ] || fail "verify $unit: $(cat "$T/verify")"
+  fi
+done
+mkdir -m 700 "$T/xdg"
+XDG_RUNTIME_DIR="$T/xdg" systemd-analyze verify --user /usr/lib/systemd/user/queuectl.service 2>"$T/verify-user" ||
+  fail "verify user unit: $(cat "$T/verify-user")"
+
+# A member of the group enqueues; the unit's ExecStart runs as the service user.
+useradd --create-home --groups queuectl qtest
+EXEC=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/queuectl.service | sed 's/${QUEUECTL_WORKERS}/2/')
+# shellcheck disable=SC2086
+setpriv --reuid=queuectl --regid=queuectl --init-groups -- $EXEC >"$T/worker.log" 2>&1 &
+SUP=$!
+for i in 1 2 3 4 5; do
+  runuser -u qtest -- queuectl enqueue --spool $SPOOL --command "id -un >>/var/spool/queuectl/whoami; echo job $i" >/dev/null ||
+    fail "enqueue as a member of the group"
+done
+end=$((SECONDS + 30))
+until [ "$(runuser -u qtest -- queuectl --spool $SPOOL status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["completed"])')" = 5 ]; do
+  [ $SECONDS -lt $end ] || { cat "$T/worker.log"; queuectl --spool $SPOOL list; fail "jobs did not complete"; }
+  sleep 0.1
+done
+[ "$(sort -u $SPOOL/whoami)" = queuectl ] || fail "jobs ran as $(sort -u $SPOOL/whoami), not queuectl"
+runuser -u qtest -- queuectl --spool $SPOOL worker status | grep -q . || fail "worker status as a group member"
+# A group member cannot stop the service's workers, and is told so.
+set +e
+runuser -u qtest -- queuectl --spool $SPOOL worker stop >"$T/stop.out" 2>"$T/stop.err"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "worker stop by a group member exited $rc"
+grep -q "belongs to another user" "$T/stop.err" || fail "worker stop message: $(cat "$T/stop.err")"
+kill -TERM "$SUP"
+wait "$SUP" || fail "the service's main process exited $? on SIGTERM"
+SUP=""
+
+# Remove the package: the spool and its jobs stay.
+dpkg -r queuectl >"$T/dpkg-r.log" 2>&1 || { cat "$T/dpkg-r.log"; fail "dpkg -r"; }
+[ ! -e /usr/bin/queuectl ] || fail "binary still installed after dpkg -r"
+[ "$(ls $SPOOL/done | grep -c '\.json$')" = 5 ] || fail "jobs lost on package removal"
+
+# The rpm, into a scratch root.
+R="$T/rpmroot"
+mkdir -p "$R"
+rpm -i --root "$R" --nodeps --noscripts "$RPM" >"$T/rpm-i.log" 2>&1 || { cat "$T/rpm-i.log"; fail "rpm -i"; }
+for f in usr/bin/queuectl usr/share/man/man1/queuectl.1.gz usr/lib/systemd/system/queuectl.service etc/default/queuectl; do
+  [ -f "$R/$f" ] || fail "rpm root lacks /$f"
+done
+"$R/usr/bin/queuectl" --version | grep -q "queuectl 0.1.0" || fail "the rpm's binary does not run"
+echo "ok"
