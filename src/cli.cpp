@@ -5,6 +5,7 @@
 #include "queuectl/logs.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
+#include "queuectl/stats.hpp"
 #include "queuectl/supervisor.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/version.hpp"
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,7 +120,24 @@ std::string read_stdin() { return sys::read_all(STDIN_FILENO, "standard input");
 
 } // namespace
 
-int run(int argc, char** argv) {
+int exec_serve_helper(const std::filesystem::path&, const std::string&, const std::string&, int, char** argv) {
+  std::vector<std::filesystem::path> candidates;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  const std::filesystem::path dir =
+      std::filesystem::path(n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string("/usr/bin/x")).parent_path();
+  candidates.push_back(dir / "queuectl-serve");  // the build tree
+  candidates.push_back(dir / k_serve_helper);    // installed
+  for (const auto& c : candidates) {
+    if (::access(c.c_str(), X_OK) == 0) {
+      ::execv(c.c_str(), argv);
+      throw_errno("cannot run", c.string());
+    }
+  }
+  fail(fmt::format("'serve' needs '{}', which is not installed", candidates.back().lexically_normal().string()));
+}
+
+int run(int argc, char** argv, const ServeFn& serve_fn) {
   CLI::App app{"queuectl: a background job queue in a spool directory", "queuectl"};
   app.set_version_flag("--version", std::string("queuectl ") + k_version);
   app.fallthrough();
@@ -223,6 +242,14 @@ int run(int argc, char** argv) {
   w_stop->add_flag("--now", now, "kill running jobs (counted as failed attempts) instead of waiting for them");
   auto* w_status = worker->add_subcommand("status", "list worker processes and the job each runs");
   w_status->add_flag("--json", json, "print a JSON array");
+
+  auto* metrics = app.add_subcommand("metrics", "print metrics in the Prometheus text format");
+  auto* serve = app.add_subcommand("serve", "serve the REST API, /metrics and the web dashboard");
+  std::string listen = "127.0.0.1:8080", token_file;
+  serve->add_option("--listen", listen, "address and port to listen on (port 0: any free port)")
+      ->type_name("HOST:PORT");
+  serve->add_option("--token-file", token_file, "require the token in this file for every state-changing request")
+      ->type_name("FILE");
 
   try {
     app.parse(argc, argv);
@@ -342,6 +369,10 @@ int run(int argc, char** argv) {
     } else if (w_stop->parsed()) {
       const std::size_t n = stop_all(spool, now);
       out(n == 0 ? std::string("no workers were running\n") : fmt::format("stopped {} worker process{}\n", n, n == 1 ? "" : "es"));
+    } else if (serve->parsed()) {
+      return serve_fn(spool.root(), listen, token_file, argc, argv);
+    } else if (metrics->parsed()) {
+      out(prometheus_metrics(spool));
     } else if (w_status->parsed()) {
       const auto recs = live_records(spool);
       if (json) {

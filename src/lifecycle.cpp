@@ -17,6 +17,18 @@ double backoff_seconds(std::int64_t attempts, double base, double max) {
   return std::isfinite(d) ? std::min(d, max) : max;
 }
 
+StatsEvent stats_event(JobState to, std::optional<double> completed_seconds) {
+  StatsEvent e;
+  if (to == JobState::completed) {
+    e.a = Counter::runs_completed;
+    e.completed_seconds = completed_seconds;
+  } else {
+    e.a = Counter::runs_failed;
+    e.b = to == JobState::failed ? Counter::jobs_retried : Counter::jobs_dead;
+  }
+  return e;
+}
+
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now) {
   Json& j = job.json();
   j["exit_code"] = r.exit_code ? Json(*r.exit_code) : Json(nullptr);
@@ -166,12 +178,14 @@ std::vector<Recovered> recover_abandoned(Spool& spool) {
       Json j = Json::parse(locked->content, nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
         spool.quarantine(JobState::processing, job_file(id), "invalid JSON (found abandoned in processing/)", Json());
+        record_stats(spool, stats_event(JobState::dead, std::nullopt));
         out.push_back({id, JobState::dead});
         continue;
       }
       Job job(std::move(j));
       const JobState to = record_run(job, RunResult{std::nullopt, "worker died"}, cfg, now);
       spool.move(*locked, to, job, true);
+      record_stats(spool, stats_event(to, std::nullopt));
       out.push_back({id, to});
     }
   }

@@ -1,3 +1,3 @@
 #include "queuectl/cli.hpp"
 
-int main(int argc, char** argv) { return queuectl::cli::run(argc, argv); }
+int main(int argc, char** argv) { return queuectl::cli::run(argc, argv, queuectl::cli::exec_serve_helper); }

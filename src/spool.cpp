@@ -1,6 +1,7 @@
 #include "queuectl/spool.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/stats.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -459,6 +460,7 @@ void Spool::cancel(const std::string& id) {
     Job job(j.is_object() ? std::move(j) : Json::object());
     job.json()["last_error"] = "cancelled";
     move(*locked, JobState::dead, job, true);
+    record_stats(*this, StatsEvent{Counter::jobs_dead, std::nullopt, std::nullopt});
     return;
   }
   fail(fmt::format("cannot cancel job '{}': a worker is claiming it right now", id));
@@ -486,6 +488,7 @@ void Spool::retry_dead(const std::string& id) {
   job.json()["attempts"] = 0;
   job.json().erase("next_run_at");
   move(*locked, JobState::pending, job, true);
+  record_stats(*this, StatsEvent{Counter::jobs_retried, std::nullopt, std::nullopt});
 }
 
 std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {

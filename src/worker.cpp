@@ -6,6 +6,7 @@
 #include "queuectl/process.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
+#include "queuectl/stats.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -43,6 +44,7 @@ public:
     LockedJob locked;
     Job job;
     JobState to;
+    StatsEvent stats;
   };
 
   Committer(Spool& spool, const LogSink& log) : m_spool(spool), m_log(log), m_thread([this] { loop(); }) {}
@@ -101,6 +103,11 @@ private:
           m_log(e.what());
         }
       }
+      for (const Item& it : batch) {
+        if (it.locked.state == it.to) {
+          record_stats(m_spool, it.stats);
+        }
+      }
       // Locks are released here, after the new state is durable.
     }
   }
@@ -141,7 +148,7 @@ private:
   void start_next(Micros now);
   void launch(Claim c, Micros now);
   void finish(int status, Micros now);
-  void conclude(Claim c, const RunResult& r, Micros now);
+  void conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
   void recover();
   int poll_timeout(Micros now) const;
 
@@ -302,6 +309,7 @@ void Worker::start_next(Micros now) {
       break;
     case ClaimOutcome::quarantined:
       m_log(fmt::format("job file {} is invalid: moved to dead/", job_file(e->id)));
+      record_stats(m_spool, StatsEvent{Counter::jobs_dead, std::nullopt, std::nullopt});
       break;
     case ClaimOutcome::gone:
       break;
@@ -386,10 +394,10 @@ void Worker::finish(int status, Micros now) {
   }
   r.log.reset();
   m_reg.set_job(std::nullopt);
-  conclude(std::move(r.claim), res, now);
+  conclude(std::move(r.claim), res, now, static_cast<double>(now - r.started) / 1e6);
 }
 
-void Worker::conclude(Claim c, const RunResult& r, Micros now) {
+void Worker::conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds) {
   JobState to = JobState::dead;
   try {
     to = record_run(c.job, r, m_spool.load_config(), now);
@@ -402,7 +410,7 @@ void Worker::conclude(Claim c, const RunResult& r, Micros now) {
                       to == JobState::failed ? "will retry at " + c.job.json().value("next_run_at", std::string())
                                              : "moved to the dead-letter queue"));
   }
-  m_committer.push(Committer::Item{std::move(c.locked), std::move(c.job), to});
+  m_committer.push(Committer::Item{std::move(c.locked), std::move(c.job), to, stats_event(to, seconds)});
 }
 
 void Worker::recover() {

@@ -5,6 +5,7 @@
 #include "queuectl/config.hpp"
 #include "queuectl/job_index.hpp"
 #include "queuectl/spool.hpp"
+#include "queuectl/stats.hpp"
 
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@ struct RunResult {
 
 // min(base ^ attempts, max) seconds.
 double backoff_seconds(std::int64_t attempts, double base, double max);
+
+// The counters a run's outcome adds (see stats.hpp).
+StatsEvent stats_event(JobState to, std::optional<double> completed_seconds);
 
 // Records a finished run in `job` (exit_code, last_error, next_run_at) and returns where
 // it goes: completed; failed when attempts <= max_retries (a retry remains); else dead.

@@ -1,0 +1,50 @@
+// stats: counters that survive restarts and purges, kept in SPOOL/stats.
+//
+// The file is text, one "name value" line per counter with fixed-width values, so an
+// update is one locked pread/pwrite of the same size in place (one sector: it cannot be
+// torn) and `cat SPOOL/stats` shows it. Any number of processes update it under flock.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace queuectl {
+
+class Spool;
+
+enum class Counter : std::size_t {
+  runs_completed, // runs that exited 0
+  runs_failed,    // runs that failed: exit status, signal, timeout, worker died
+  jobs_dead,      // jobs that entered the dead-letter queue (any reason)
+  jobs_retried,   // jobs scheduled for another run: backoff, or dlq retry
+  count
+};
+
+// Upper bounds (seconds) of the run-time histogram's buckets; +Inf is implied.
+inline constexpr std::array<double, 9> k_duration_buckets = {0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300, 3600};
+
+struct StatsSnapshot {
+  std::array<std::uint64_t, static_cast<std::size_t>(Counter::count)> counters{};
+  std::array<std::uint64_t, k_duration_buckets.size() + 1> buckets{}; // per bucket, not cumulative
+  std::uint64_t duration_sum_us = 0;
+};
+
+// What happened, to add to the counters in one update.
+struct StatsEvent {
+  std::optional<Counter> a;
+  std::optional<Counter> b;
+  std::optional<double> completed_seconds; // a completed run's duration (histogram)
+};
+
+// Adds an event. Errors are returned as false, never thrown: counters are advisory and
+// must not fail a job.
+bool record_stats(const Spool& spool, const StatsEvent& e);
+StatsSnapshot read_stats(const Spool& spool);
+
+// The Prometheus text exposition of the spool: gauges (jobs per state, workers, oldest
+// pending job's age) and the counters and histogram above.
+std::string prometheus_metrics(const Spool& spool);
+
+} // namespace queuectl

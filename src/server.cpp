@@ -1,0 +1,439 @@
+#include "queuectl/server.hpp"
+
+#include "queuectl/enqueue.hpp"
+#include "queuectl/error.hpp"
+#include "queuectl/registry.hpp"
+#include "queuectl/spool.hpp"
+#include "queuectl/stats.hpp"
+#include "queuectl/sys.hpp"
+#include "queuectl/version.hpp"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+extern char** environ;
+
+namespace queuectl {
+
+extern const char* const k_dashboard_html; // dashboard.cpp, generated from src/dashboard.html
+
+void parse_listen(const std::string& text, ServeOptions& o) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    bad_usage(fmt::format("invalid --listen '{}': expected HOST:PORT, e.g. 127.0.0.1:8080", text));
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = text.substr(colon + 1);
+  char* end = nullptr;
+  const long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
+    bad_usage(fmt::format("invalid port in --listen '{}'", text));
+  }
+  o.host = host.empty() ? "127.0.0.1" : host;
+  o.port = static_cast<int>(p);
+}
+
+namespace {
+
+constexpr std::size_t k_max_body = 1 << 20; // 413 beyond this
+constexpr int k_sample_every_s = 2;
+constexpr std::size_t k_samples = 300; // ten minutes
+
+void send_json(httplib::Response& res, int status, const Json& j) {
+  res.status = status;
+  res.set_content(j.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& msg) {
+  send_json(res, status, Json{{"error", msg}});
+}
+
+// Runs `queuectl ARGS...` and returns its exit status and standard output.
+std::pair<int, std::string> run_self(const std::string& exe, const std::vector<std::string>& args) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    throw_errno("cannot create pipe for", exe);
+  }
+  Fd rd(p[0]);
+  Fd wr(p[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<std::string> store{exe};
+  store.insert(store.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : store) {
+    argv.push_back(s.data());
+  }
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  wr.reset();
+  if (rc != 0) {
+    fail(fmt::format("cannot run '{}': {}", exe, std::strerror(rc)));
+  }
+  std::string out = sys::read_all(rd.get(), exe);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
+}
+
+class Api {
+public:
+  Api(const std::filesystem::path& root, const ServeOptions& o) : m_spool(Spool::open(root)), m_opts(o) {}
+
+  void install(httplib::Server& svr);
+  void sample(); // one throughput sample (called every k_sample_every_s)
+
+private:
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // Registers `handlers` for `pattern`; every other method gets 405.
+  void route(httplib::Server& svr, const std::string& pattern, std::optional<Handler> get,
+             std::optional<Handler> post);
+  // Runs a handler, turning queuectl errors into JSON error responses.
+  Handler guarded(Handler h);
+
+  std::string job_id(const httplib::Request& req) const;
+
+  Spool m_spool;
+  ServeOptions m_opts;
+  std::mutex m_mutex;
+  std::deque<Json> m_samples;
+};
+
+Api::Handler Api::guarded(Handler h) {
+  return [h](const httplib::Request& req, httplib::Response& res) {
+    try {
+      h(req, res);
+    } catch (const Error& e) {
+      send_error(res, e.code() == Exit::usage ? 400 : 409, e.what());
+    } catch (const std::exception& e) {
+      send_error(res, 500, std::string("internal error: ") + e.what());
+    }
+  };
+}
+
+void Api::route(httplib::Server& svr, const std::string& pattern, std::optional<Handler> get,
+                std::optional<Handler> post) {
+  std::string allow = get && post ? "GET, POST" : get ? "GET" : "POST";
+  const Handler not_allowed = [allow](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Allow", allow);
+    send_error(res, 405, fmt::format("method {} not allowed here (allowed: {})", req.method, allow));
+  };
+  svr.Get(pattern, get ? guarded(*get) : not_allowed);
+  svr.Post(pattern, post ? guarded(*post) : not_allowed);
+  svr.Put(pattern, not_allowed);
+  svr.Delete(pattern, not_allowed);
+  svr.Patch(pattern, not_allowed);
+}
+
+std::string Api::job_id(const httplib::Request& req) const {
+  const std::string id = req.matches[1];
+  if (!valid_id(id)) {
+    bad_usage(fmt::format("invalid job id '{}'", id));
+  }
+  return id;
+}
+
+void Api::sample() {
+  const auto counts = m_spool.counts();
+  const StatsSnapshot s = read_stats(m_spool);
+  Json j = {{"t", format_time(now_micros())},
+            {"completed", s.counters[static_cast<std::size_t>(Counter::runs_completed)]},
+            {"failed", s.counters[static_cast<std::size_t>(Counter::runs_failed)]},
+            {"pending", counts[static_cast<std::size_t>(JobState::pending)]}};
+  const std::lock_guard<std::mutex> g(m_mutex);
+  m_samples.push_back(std::move(j));
+  while (m_samples.size() > k_samples) {
+    m_samples.pop_front();
+  }
+}
+
+void Api::install(httplib::Server& svr) {
+  svr.set_payload_max_length(k_max_body);
+  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!m_opts.token || req.method == "GET" || req.method == "HEAD") {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (req.get_header_value("Authorization") != "Bearer " + *m_opts.token) {
+      send_error(res, 401, "this server needs a token: send 'Authorization: Bearer TOKEN'");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      send_error(res, res.status,
+                 res.status == 413   ? "request body too large (the limit is 1 MiB)"
+                 : res.status == 404 ? "not found"
+                 : res.status == 400 ? "bad request (a POST needs a body, or Content-Length: 0)"
+                                     : "request failed");
+    }
+  });
+
+  route(svr, "/", Handler([](const httplib::Request&, httplib::Response& res) {
+          res.set_content(k_dashboard_html, "text/html; charset=utf-8");
+        }), std::nullopt);
+  route(svr, "/metrics", Handler([this](const httplib::Request&, httplib::Response& res) {
+          res.set_content(prometheus_metrics(m_spool), "text/plain; version=0.0.4");
+        }), std::nullopt);
+  route(svr, "/api/status", Handler([this](const httplib::Request&, httplib::Response& res) {
+          const auto c = m_spool.counts();
+          Json j = Json::object();
+          for (JobState s : k_all_states) {
+            j[std::string(state_name(s))] = c[static_cast<std::size_t>(s)];
+          }
+          j["workers"] = live_worker_count(m_spool);
+          send_json(res, 200, j);
+        }), std::nullopt);
+  route(svr, "/api/jobs",
+        Handler([this](const httplib::Request& req, httplib::Response& res) {
+          std::vector<StoredJob> jobs;
+          if (req.has_param("state")) {
+            const auto st = parse_state(req.get_param_value("state"));
+            if (!st) {
+              bad_usage(fmt::format("invalid state '{}'", req.get_param_value("state")));
+            }
+            jobs = m_spool.list(*st);
+          } else {
+            for (JobState s : k_all_states) {
+              auto part = m_spool.list(s);
+              std::move(part.begin(), part.end(), std::back_inserter(jobs));
+            }
+          }
+          const auto num = [&](const char* name, std::size_t dflt) {
+            if (!req.has_param(name)) {
+              return dflt;
+            }
+            const std::string v = req.get_param_value(name);
+            char* end = nullptr;
+            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || v[0] == '-') {
+              bad_usage(fmt::format("invalid {} '{}'", name, v));
+            }
+            return static_cast<std::size_t>(n);
+          };
+          const std::size_t offset = num("offset", 0);
+          const std::size_t limit = num("limit", jobs.size());
+          res.set_header("X-Total-Count", std::to_string(jobs.size()));
+          Json arr = Json::array();
+          for (std::size_t i = offset; i < jobs.size() && i - offset < limit; ++i) {
+            arr.push_back(jobs[i].job.json());
+          }
+          send_json(res, 200, arr);
+        }),
+        Handler([this](const httplib::Request& req, httplib::Response& res) {
+          Json base = Job::parse(req.body).json();
+          try {
+            const std::string id = enqueue_one(m_spool, base, {});
+            send_json(res, 201, Json{{"id", id}});
+          } catch (const Error& e) {
+            send_error(res, e.code() == Exit::usage ? 400 : 409, e.what());
+          }
+        }));
+  route(svr, R"(/api/jobs/([^/]+))", Handler([this](const httplib::Request& req, httplib::Response& res) {
+          const auto sj = m_spool.try_load(job_id(req));
+          if (!sj) {
+            send_error(res, 404, fmt::format("no such job '{}'", job_id(req)));
+            return;
+          }
+          send_json(res, 200, sj->job.json());
+        }), std::nullopt);
+  route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
+          const std::string id = job_id(req);
+          for (JobState s : k_all_states) {
+            if (auto text = sys::read_file_at(m_spool.dir(s), log_file(id), m_spool.path_of(s, log_file(id)))) {
+              res.set_content(*text, "text/plain; charset=utf-8");
+              return;
+            }
+          }
+          if (!m_spool.find(id)) {
+            send_error(res, 404, fmt::format("no such job '{}'", id));
+            return;
+          }
+          res.set_content("", "text/plain; charset=utf-8");
+        }), std::nullopt);
+  const auto action = [this](bool retry) {
+    return Handler([this, retry](const httplib::Request& req, httplib::Response& res) {
+      const std::string id = job_id(req);
+      if (!m_spool.find(id)) {
+        send_error(res, 404, fmt::format("no such job '{}'", id));
+        return;
+      }
+      if (retry) {
+        m_spool.retry_dead(id);
+      } else {
+        m_spool.cancel(id);
+      }
+      send_json(res, 200, m_spool.load(id).job.json());
+    });
+  };
+  route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt, action(true));
+  route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt, action(false));
+  route(svr, "/api/workers", Handler([this](const httplib::Request&, httplib::Response& res) {
+          Json arr = Json::array();
+          for (const WorkerInfo& w : live_records(m_spool)) {
+            if (w.kind == RecordKind::worker) {
+              arr.push_back({{"pid", w.pid}, {"supervisor", w.supervisor}, {"since", w.since},
+                             {"job", w.job ? Json(*w.job) : Json(nullptr)}});
+            }
+          }
+          send_json(res, 200, arr);
+        }), std::nullopt);
+  route(svr, "/api/workers/start", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+          int count = 1;
+          if (!req.body.empty()) {
+            const Json j = Json::parse(req.body, nullptr, false);
+            if (!j.is_object() || (j.contains("count") && !j["count"].is_number_integer())) {
+              bad_usage("expected {\"count\": N}");
+            }
+            count = j.value("count", 1);
+          }
+          if (count < 1 || count > 1024) {
+            bad_usage("count must be between 1 and 1024");
+          }
+          // `worker start --detach` underneath: the workers outlive this server.
+          const auto [rc, out] = run_self(m_opts.self_exe, {"--spool", m_spool.root().string(), "worker", "start",
+                                                             "--detach", "--count", std::to_string(count)});
+          if (rc != 0) {
+            send_error(res, 500, "worker start failed; see SPOOL/workers/detached.log");
+            return;
+          }
+          Json pids = Json::array();
+          for (std::size_t pos = 0; pos < out.size();) {
+            const auto nl = out.find('\n', pos);
+            pids.push_back(std::atol(out.substr(pos, nl - pos).c_str()));
+            pos = nl == std::string::npos ? out.size() : nl + 1;
+          }
+          send_json(res, 201, Json{{"supervisor", pids.at(0)}, {"pids", pids}});
+        }));
+  route(svr, "/api/workers/stop", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+          bool now = false;
+          if (!req.body.empty()) {
+            const Json j = Json::parse(req.body, nullptr, false);
+            if (!j.is_object() || (j.contains("now") && !j["now"].is_boolean())) {
+              bad_usage("expected {\"now\": true|false}");
+            }
+            now = j.value("now", false);
+          }
+          // A graceful stop waits for running jobs: answer now, let it finish behind us.
+          std::vector<std::string> args{"--spool", m_spool.root().string(), "worker", "stop"};
+          if (now) {
+            args.emplace_back("--now");
+          }
+          std::thread([exe = m_opts.self_exe, args] { run_self(exe, args); }).detach();
+          send_json(res, 202, Json{{"stopping", true}, {"now", now}});
+        }));
+  route(svr, "/api/throughput", Handler([this](const httplib::Request&, httplib::Response& res) {
+          const std::lock_guard<std::mutex> g(m_mutex);
+          send_json(res, 200, Json{{"interval_s", k_sample_every_s}, {"samples", Json(m_samples)}});
+        }), std::nullopt);
+}
+
+} // namespace
+
+int serve_command(const std::filesystem::path& spool, const std::string& listen, const std::string& token_file) {
+  ServeOptions so;
+  parse_listen(listen, so);
+  if (!token_file.empty()) {
+    Fd fd(::open(token_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      throw_errno("cannot read token file", token_file);
+    }
+    std::string t = sys::read_all(fd.get(), token_file);
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) {
+      t.pop_back();
+    }
+    if (t.empty()) {
+      bad_usage(fmt::format("token file '{}' is empty", token_file));
+    }
+    so.token = t;
+  }
+  // `worker start|stop` run as the main queuectl binary, which sits beside us in the
+  // build tree and on PATH once installed.
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  const std::filesystem::path self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
+  const auto sibling = self.parent_path() / "queuectl";
+  so.self_exe = ::access(sibling.c_str(), X_OK) == 0 ? sibling.string()
+                                                     : (self.parent_path() / k_queuectl_bin).lexically_normal().string();
+  return run_server(spool, so, [&](int port) {
+    const std::string line = fmt::format("queuectl: serving {} on http://{}:{}/\n", spool.string(),
+                                         so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host, port);
+    sys::write_all(STDOUT_FILENO, line, "standard output");
+  });
+}
+
+int run_server(const std::filesystem::path& root, const ServeOptions& o,
+               const std::function<void(int port)>& on_listening) {
+  Api api(root, o);
+  httplib::Server svr;
+  api.install(svr);
+  int port = o.port;
+  if (port == 0) {
+    port = svr.bind_to_any_port(o.host);
+  } else if (!svr.bind_to_port(o.host, port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    fail(fmt::format("cannot listen on {}:{}: {} (is another server using it?)", o.host, o.port, std::strerror(errno)));
+  }
+  // SIGTERM/SIGINT stop the server; a thread waits for them so no handler does work.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> done{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    while (!done) {
+      timespec ts{0, 200'000'000};
+      siginfo_t si{};
+      sig = ::sigtimedwait(&set, &si, &ts);
+      if (sig == SIGTERM || sig == SIGINT) {
+        break;
+      }
+    }
+    svr.stop();
+  });
+  std::thread sampler([&] {
+    while (!done) {
+      try {
+        api.sample();
+      } catch (const std::exception&) {
+        // a sample lost to a transient error: the chart shows a gap
+      }
+      for (int i = 0; i < k_sample_every_s * 10 && !done; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+  on_listening(port);
+  svr.listen_after_bind();
+  done = true;
+  stopper.join();
+  sampler.join();
+  return 0;
+}
+
+} // namespace queuectl
