@@ -246,7 +246,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   auto* metrics = app.add_subcommand("metrics", "print metrics in the Prometheus text format");
   auto* serve = app.add_subcommand("serve", "serve the REST API, /metrics and the web dashboard");
   std::string listen = "127.0.0.1:8080", token_file;
-  serve->add_option("--listen", listen, "address and port to listen on (port 0: any free port)")
+  serve->add_option("--listen", listen, "address and port to listen on (default 127.0.0.1:8080; port 0: any free port)")
       ->type_name("HOST:PORT");
   serve->add_option("--token-file", token_file, "require the token in this file for every state-changing request")
       ->type_name("FILE");

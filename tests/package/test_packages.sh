@@ -50,13 +50,13 @@ dpkg-deb -f "$DEB" Depends | grep -q libc6 || fail "Depends lacks libc6: $(dpkg-
 
 # The rpm lists the binary, every man page and the units.
 rpm -qpl "$RPM" >"$T/rpm-files"
-for f in /usr/bin/queuectl /usr/share/man/man1/queuectl.1.gz /usr/share/man/man1/queuectl-worker.1.gz \
+for f in /usr/bin/queuectl /usr/libexec/queuectl/queuectl-serve /usr/share/man/man1/queuectl.1.gz /usr/share/man/man1/queuectl-worker.1.gz \
   /usr/share/man/man5/queuectl-spool.5.gz /usr/lib/systemd/system/queuectl.service \
   /usr/lib/systemd/system/queuectl@.service /usr/lib/systemd/user/queuectl.service \
   /usr/lib/sysusers.d/queuectl.conf /usr/lib/tmpfiles.d/queuectl.conf; do
   grep -qx "$f" "$T/rpm-files" || fail "rpm lacks $f"
 done
-[ "$(grep -c '^/usr/share/man/' "$T/rpm-files")" -ge 11 ] || fail "rpm lacks man pages"
+[ "$(grep -c '^/usr/share/man/' "$T/rpm-files")" -ge 13 ] || fail "rpm lacks man pages"
 
 # Install the .deb for real.
 dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i"; }
@@ -98,6 +98,19 @@ until [ "$(runuser -u qtest -- queuectl --spool $SPOOL status --json | python3 -
 done
 [ "$(sort -u $SPOOL/whoami)" = queuectl ] || fail "jobs ran as $(sort -u $SPOOL/whoami), not queuectl"
 runuser -u qtest -- queuectl --spool $SPOOL worker status | grep -q . || fail "worker status as a group member"
+# The dashboard server from the package (its helper lives in /usr/libexec/queuectl).
+setpriv --reuid=qtest --regid=qtest --init-groups -- queuectl --spool $SPOOL serve --listen 127.0.0.1:0 >"$T/serve.out" 2>&1 &
+SERVE=$!
+end=$((SECONDS + 10))
+until grep -q "http://" "$T/serve.out"; do
+  [ $SECONDS -lt $end ] || fail "serve did not start: $(cat "$T/serve.out")"
+  sleep 0.1
+done
+URL=$(sed -n 's/.* on \(http:[^ ]*\)$/\1/p' "$T/serve.out")
+curl -sf "${URL}api/status" | grep -q '"completed":5' || fail "serve from the package: $(curl -s "${URL}api/status")"
+kill -TERM $SERVE
+wait $SERVE || fail "serve exited $? on SIGTERM"
+
 # A group member cannot stop the service's workers, and is told so.
 set +e
 runuser -u qtest -- queuectl --spool $SPOOL worker stop >"$T/stop.out" 2>"$T/stop.err"

@@ -1,0 +1,130 @@
+# serve: the REST API against a real server on a free loopback port.
+. "$QUEUECTL_TEST_LIB"
+PROM="$(dirname "$QUEUECTL_TEST_LIB")/prom_check.py"
+
+SERVER=""
+start_server() { # [extra args...]
+  "$QUEUECTL" --spool "$S" serve --listen 127.0.0.1:0 "$@" >"$T/serve.out" 2>"$T/serve.err" &
+  SERVER=$!
+  wait_until 10 grep -q "http://" "$T/serve.out"
+  URL=$(sed -n 's/.* on \(http:[^ ]*\)$/\1/p' "$T/serve.out")
+}
+stop_server() { kill -TERM "$SERVER"; wait "$SERVER" || fail "serve exited $? on SIGTERM"; }
+# http METHOD PATH [curl args...]: sets CODE and BODY
+http() {
+  local m=$1 p=$2
+  shift 2
+  CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$@" "$URL${p#/}")
+  BODY=$(cat "$T/body")
+}
+
+q enqueue --command true --id p1 >/dev/null
+q enqueue --command true --id p2 >/dev/null
+q enqueue --command true --id p3 >/dev/null
+q cancel p3 >/dev/null
+start_server
+assert_contains "$URL" "http://127.0.0.1:"
+
+http GET /api/status
+assert_eq "$CODE" 200
+assert_eq "$BODY" "$(q status --json)" "/api/status vs status --json"
+http GET "/api/jobs?state=pending"
+assert_eq "$BODY" "$(q list --state pending --json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), separators=(",", ":")))')" \
+  "/api/jobs vs list --json"
+# paging
+CODE=$(curl -s -D "$T/headers" -o "$T/body" -w '%{http_code}' "${URL}api/jobs?state=pending&limit=1&offset=1")
+assert_eq "$(json "[x['id'] for x in j]" <"$T/body")" "['p2']" "page 2 of 1"
+grep -qi '^X-Total-Count: 2' "$T/headers" || fail "X-Total-Count missing"
+http GET "/api/jobs?state=bogus"
+assert_eq "$CODE" 400
+assert_contains "$BODY" '"error"'
+http GET "/api/jobs?limit=-1"
+assert_eq "$CODE" 400
+http GET /api/jobs/p1
+assert_eq "$CODE" 200
+assert_eq "$(printf '%s' "$BODY" | json "j['id'], j['state']")" "p1 pending"
+http GET /api/jobs/nosuch
+assert_eq "$CODE" 404
+http GET /api/jobs/bad%20id
+assert_eq "$CODE" 400
+
+# enqueue
+http POST /api/jobs -d '{"command":"echo from-api","id":"api1"}'
+assert_eq "$CODE" 201
+assert_eq "$(printf '%s' "$BODY" | json "j['id']")" api1
+assert_eq "$(state_of api1)" pending
+http POST /api/jobs -d '{"command":"x","id":"api1"}'
+assert_eq "$CODE" 409 "duplicate id"
+http POST /api/jobs -d '{"comand":"x"}'
+assert_eq "$CODE" 400 "missing command"
+assert_contains "$BODY" "missing field 'command'"
+http POST /api/jobs -d 'not json'
+assert_eq "$CODE" 400
+head -c 2000000 /dev/zero | tr '\0' x >"$T/big"
+http POST /api/jobs --data-binary @"$T/big"
+assert_eq "$CODE" 413
+http DELETE /api/jobs/p1
+assert_eq "$CODE" 405
+http PUT /api/status -d ''
+assert_eq "$CODE" 405
+
+# actions
+http POST /api/jobs/p3/retry -d ''
+assert_eq "$CODE" 200
+assert_eq "$(state_of p3)" pending
+http POST /api/jobs/p3/retry -d ''
+assert_eq "$CODE" 409 "retry of a pending job"
+http POST /api/jobs/p2/cancel -d ''
+assert_eq "$CODE" 200
+assert_eq "$(state_of p2)" dead
+http POST /api/jobs/nosuch/cancel -d ''
+assert_eq "$CODE" 404
+
+# workers through the API: they outlive the server
+http POST /api/workers/start -d '{"count":2}'
+assert_eq "$CODE" 201
+SUP=$(printf '%s' "$BODY" | json "j['supervisor']")
+wait_until 10 is_state api1 completed
+http GET /api/jobs/api1/log
+assert_contains "$BODY" "from-api"
+http GET /api/workers
+assert_eq "$(printf '%s' "$BODY" | json "len(j)")" 2
+http POST /api/workers/start -d '{"count":0}'
+assert_eq "$CODE" 400
+http GET /metrics
+assert_eq "$CODE" 200
+printf '%s\n' "$BODY" | python3 "$PROM" >/dev/null || fail "/metrics is not valid exposition"
+http GET /
+assert_eq "$CODE" 200
+assert_contains "$BODY" "<title>queuectl</title>"
+stop_server
+alive "$SUP" || fail "workers died with the server"
+start_server
+http POST /api/workers/stop -d '{}'
+assert_eq "$CODE" 202
+wait_until 20 count_is workers 0
+stop_server
+
+# A token guards every state-changing request; reads stay open.
+printf 's3cret\n' >"$T/token"
+start_server --token-file "$T/token"
+http POST /api/jobs -d '{"command":"true"}'
+assert_eq "$CODE" 401
+http POST /api/jobs/p2/retry -d '' -H 'Authorization: Bearer wrong'
+assert_eq "$CODE" 401
+assert_eq "$(state_of p2)" dead
+http POST /api/jobs/p2/retry -d '' -H 'Authorization: Bearer s3cret'
+assert_eq "$CODE" 200
+http GET /api/status
+assert_eq "$CODE" 200
+stop_server
+
+# Bad options
+expect 2 q serve --listen nonsense
+assert_one_error_line
+: >"$T/empty"
+expect 2 q serve --listen 127.0.0.1:0 --token-file "$T/empty"
+assert_one_error_line
+expect 0 q serve --help
+assert_contains "$OUT" "127.0.0.1:8080"
+echo "ok"
