@@ -1,12 +1,12 @@
 #include "queuectl/process.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/fd.hpp"
 
 #include <fmt/format.h>
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,47 +21,52 @@ namespace queuectl {
 
 namespace {
 
-// RAII for the two posix_spawn helper objects.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions{};
-  posix_spawnattr_t attr{};
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
+// Everything the vfork child needs, prepared before vfork; the child reports a failure
+// before exec through it (it runs on our memory while we are suspended).
+struct ChildArgs {
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;
+  int null_fd = -1;
+  int log_fd = -1;
+  const int* keep = nullptr;
+  std::size_t nkeep = 0;
+  sigset_t mask{};
+  volatile int child_errno = 0;
+  volatile int failed_chdir = 0;
 };
+
+// In the vfork child: system calls only, then exec or _exit.
+[[noreturn]] void exec_child(ChildArgs& a) {
+  ::setpgid(0, 0); // its own process group: Ctrl-C at the worker's terminal spares it
+  ::sigprocmask(SIG_SETMASK, &a.mask, nullptr);
+  ::dup2(a.null_fd, STDIN_FILENO);
+  if (a.log_fd >= 0) {
+    ::dup2(a.log_fd, STDOUT_FILENO);
+    ::dup2(a.log_fd, STDERR_FILENO);
+  }
+  for (std::size_t i = 0; i < a.nkeep; ++i) {
+    ::fcntl(a.keep[i], F_SETFD, 0); // the job's locks survive exec (our fd table is a copy)
+  }
+  if (a.cwd && ::chdir(a.cwd) != 0) {
+    a.child_errno = errno;
+    a.failed_chdir = 1;
+    ::_exit(127);
+  }
+  ::execve("/bin/sh", a.argv, a.envp);
+  a.child_errno = errno;
+  ::_exit(127);
+}
 
 } // namespace
 
 pid_t spawn_job(const SpawnSpec& spec) {
-  SpawnSetup s;
-  posix_spawn_file_actions_addopen(&s.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  if (spec.log_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&s.actions, spec.log_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&s.actions, spec.log_fd, STDERR_FILENO);
+  // Everything the child needs is prepared before vfork: between vfork and exec the
+  // child may only make system calls (it runs on our memory while we are suspended).
+  Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) {
+    throw_errno("cannot open", "/dev/null");
   }
-  for (int fd : spec.keep_fds) {
-    // dup2 onto itself clears FD_CLOEXEC in the child only (glibc >= 2.29).
-    posix_spawn_file_actions_adddup2(&s.actions, fd, fd);
-  }
-  if (spec.cwd) {
-    posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd->c_str());
-  }
-  // No POSIX_SPAWN_SETSIGDEF: glibc would make two sigaction calls per signal in every
-  // child. Handlers are reset by exec anyway; reset_ignored_signals() clears inherited
-  // SIG_IGN dispositions once per worker instead.
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&s.attr, &empty);
-  posix_spawnattr_setpgroup(&s.attr, 0);
-  posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-
   std::vector<std::string> env_store;
   std::vector<char*> envp;
   if (!spec.env.empty()) {
@@ -90,13 +95,33 @@ pid_t spawn_job(const SpawnSpec& spec) {
   char sh[] = "/bin/sh";
   char dash_c[] = "-c";
   char* argv[] = {sh, dash_c, cmd.data(), nullptr};
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, "/bin/sh", &s.actions, &s.attr, argv, envp.empty() ? environ : envp.data());
-  if (rc != 0) {
-    if (spec.cwd && (rc == ENOENT || rc == ENOTDIR || rc == EACCES)) {
-      fail(fmt::format("cannot start job: cannot change to directory '{}': {}", *spec.cwd, std::strerror(rc)));
+  ChildArgs a;
+  a.argv = argv;
+  a.envp = envp.empty() ? environ : envp.data();
+  a.cwd = spec.cwd ? spec.cwd->c_str() : nullptr;
+  a.null_fd = devnull.get();
+  a.log_fd = spec.log_fd;
+  a.keep = spec.keep_fds.data();
+  a.nkeep = spec.keep_fds.size();
+  sigemptyset(&a.mask);
+  // vfork rather than posix_spawn: glibc's posix_spawn child makes two sigaction calls
+  // per signal before exec; this worker installs no handlers, so none are needed.
+  const pid_t pid = ::vfork();
+  if (pid == 0) {
+    exec_child(a);
+  }
+  if (pid < 0) {
+    throw_errno("cannot start job", spec.command);
+  }
+  if (a.child_errno != 0) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    fail(fmt::format("cannot start job: {}", std::strerror(rc)));
+    if (a.failed_chdir) {
+      fail(fmt::format("cannot start job: cannot change to directory '{}': {}", *spec.cwd,
+                       std::strerror(a.child_errno)));
+    }
+    fail(fmt::format("cannot start job: cannot run /bin/sh: {}", std::strerror(a.child_errno)));
   }
   return pid;
 }

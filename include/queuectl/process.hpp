@@ -19,8 +19,10 @@ struct SpawnSpec {
   std::vector<int> keep_fds;          // inherited by the command (the job's locks)
 };
 
-// Starts the command with posix_spawn in a new process group (pgid = pid) with an empty
-// signal mask (see reset_ignored_signals for the dispositions). Returns its pid. Throws Error(failure)
+// Starts the command (vfork + execve of /bin/sh) in a new process group (pgid = pid) with an empty
+// signal mask (see reset_ignored_signals for the dispositions). The calling process
+// must have no signal handlers that could run in the vfork child before it execs (the
+// worker handles signals through a signalfd). Returns its pid. Throws Error(failure)
 // when it cannot start (e.g. cwd missing), with the reason.
 pid_t spawn_job(const SpawnSpec& spec);
 
