@@ -1,8 +1,12 @@
 #include "queuectl/config.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cmath>
@@ -152,6 +156,24 @@ double Config::backoff_base() const { return as_double(get("backoff-base"), 2); 
 double Config::backoff_max() const { return as_double(get("backoff-max"), 3600); }
 
 std::string Config::dump() const { return m_values.dump(2) + "\n"; }
+
+const Config& ConfigCache::get(int root_dir, const std::string& display) {
+  struct stat st {};
+  const bool exists = ::fstatat(root_dir, "config.json", &st, AT_SYMLINK_NOFOLLOW) == 0;
+  const std::uint64_t ino = exists ? st.st_ino : 0;
+  const std::int64_t mtime = exists ? st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec : 0;
+  const std::int64_t size = exists ? st.st_size : 0;
+  // config.json is always replaced by rename, so a change shows as a new inode.
+  if (!m_loaded || ino != m_ino || mtime != m_mtime_ns || size != m_size) {
+    const auto text = exists ? sys::read_file_at(root_dir, "config.json", display) : std::nullopt;
+    m_config = Config::parse(text.value_or(""), display);
+    m_loaded = true;
+    m_ino = ino;
+    m_mtime_ns = mtime;
+    m_size = size;
+  }
+  return m_config;
+}
 
 std::string format_value(const Json& v) {
   if (v.is_number_float()) {

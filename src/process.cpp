@@ -63,8 +63,9 @@ struct ChildArgs {
 pid_t spawn_job(const SpawnSpec& spec) {
   // Everything the child needs is prepared before vfork: between vfork and exec the
   // child may only make system calls (it runs on our memory while we are suspended).
-  Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!devnull) {
+  // Opened once per process (close-on-exec; the child dup2s it onto stdin).
+  static const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0) {
     throw_errno("cannot open", "/dev/null");
   }
   std::vector<std::string> env_store;
@@ -99,7 +100,7 @@ pid_t spawn_job(const SpawnSpec& spec) {
   a.argv = argv;
   a.envp = envp.empty() ? environ : envp.data();
   a.cwd = spec.cwd ? spec.cwd->c_str() : nullptr;
-  a.null_fd = devnull.get();
+  a.null_fd = devnull;
   a.log_fd = spec.log_fd;
   a.keep = spec.keep_fds.data();
   a.nkeep = spec.keep_fds.size();

@@ -70,14 +70,47 @@ StatsSnapshot snapshot_of(const std::vector<std::uint64_t>& v) {
 
 } // namespace
 
+namespace {
+
+bool add_locked(int fd, const StatsEvent& e);
+
+} // namespace
+
 bool record_stats(const Spool& spool, const StatsEvent& e) {
-  static const std::vector<std::string> names = line_names();
   Fd fd(::openat(spool.root_dir(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, spool.file_mode()));
   if (!fd || ::flock(fd.get(), LOCK_EX) != 0) {
     return false;
   }
+  return add_locked(fd.get(), e); // the lock goes with the descriptor
+}
+
+StatsWriter::~StatsWriter() {
+  if (m_fd >= 0) {
+    ::close(m_fd);
+  }
+}
+
+bool StatsWriter::record(const StatsEvent& e) {
+  if (m_fd < 0) {
+    m_fd = ::openat(m_spool.root_dir(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode());
+    if (m_fd < 0) {
+      return false;
+    }
+  }
+  if (::flock(m_fd, LOCK_EX) != 0) {
+    return false;
+  }
+  const bool ok = add_locked(m_fd, e);
+  ::flock(m_fd, LOCK_UN);
+  return ok;
+}
+
+namespace {
+
+bool add_locked(int fd, const StatsEvent& e) {
+  static const std::vector<std::string> names = line_names();
   char buf[4096];
-  const ssize_t n = ::pread(fd.get(), buf, sizeof buf, 0);
+  const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
   if (n < 0) {
     return false;
   }
@@ -99,8 +132,11 @@ bool record_stats(const Spool& spool, const StatsEvent& e) {
     v.back() += static_cast<std::uint64_t>(seconds_to_micros(*e.completed_seconds));
   }
   const std::string text = render(names, v);
-  return ::pwrite(fd.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+  const bool ok = ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+  return ok;
 }
+
+} // namespace
 
 StatsSnapshot read_stats(const Spool& spool) {
   static const std::vector<std::string> names = line_names();

@@ -105,7 +105,7 @@ private:
       }
       for (const Item& it : batch) {
         if (it.locked.state == it.to) {
-          record_stats(m_spool, it.stats);
+          m_stats.record(it.stats);
         }
       }
       // Locks are released here, after the new state is durable.
@@ -114,6 +114,7 @@ private:
 
   Spool& m_spool;
   const LogSink& m_log;
+  StatsWriter m_stats{m_spool};
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<Item> m_items;
@@ -151,6 +152,7 @@ private:
   void conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
   void recover();
   int poll_timeout(Micros now) const;
+  const Config& config() { return m_config.get(m_spool.root_dir(), m_spool.path_of("config.json", "")); }
 
   Spool& m_spool;
   const LogSink& m_log;
@@ -168,6 +170,7 @@ private:
   Micros m_next_rescan = 0;
   std::int64_t m_default_priority = 0;
   pid_t m_pid = ::getpid();
+  ConfigCache m_config;
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
@@ -294,7 +297,7 @@ void Worker::start_next(Micros now) {
     Micros due = 0;
     ClaimOutcome outcome = ClaimOutcome::gone;
     try {
-      outcome = claim_job(m_spool, m_spool.load_config(), *e, now, c, &due);
+      outcome = claim_job(m_spool, config(), *e, now, c, &due);
     } catch (const Error& err) {
       m_log(fmt::format("cannot claim job {}: {}", e->id, err.what()));
       continue;
@@ -400,7 +403,7 @@ void Worker::finish(int status, Micros now) {
 void Worker::conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds) {
   JobState to = JobState::dead;
   try {
-    to = record_run(c.job, r, m_spool.load_config(), now);
+    to = record_run(c.job, r, config(), now);
   } catch (const Error& e) {
     m_log(e.what());
     to = record_run(c.job, r, Config(), now);
@@ -445,7 +448,7 @@ int Worker::poll_timeout(Micros now) const {
 
 int Worker::run(int ready_fd) {
   setup_events();
-  m_default_priority = m_spool.load_config().job_defaults().priority;
+  m_default_priority = config().job_defaults().priority;
   recover();
   remove_stale_temps(m_spool);
   scan(JobState::pending);

@@ -3,6 +3,7 @@
 
 #include "queuectl/job.hpp"
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,6 +40,20 @@ public:
 
 private:
   Json m_values = Json::object(); // only what was set, plus unknown keys kept as they are
+};
+
+// A config that is re-read only when config.json changes (one fstatat per use instead of
+// open, read and parse): what long-running workers use. Changes apply at the next use.
+class ConfigCache {
+public:
+  const Config& get(int root_dir, const std::string& display);
+
+private:
+  Config m_config;
+  bool m_loaded = false;
+  std::uint64_t m_ino = 0;
+  std::int64_t m_mtime_ns = -1;
+  std::int64_t m_size = -1;
 };
 
 // Renders a config or job number as users write it: 3, 2.5, 0.

@@ -41,6 +41,20 @@ struct StatsEvent {
 // Adds an event. Errors are returned as false, never thrown: counters are advisory and
 // must not fail a job.
 bool record_stats(const Spool& spool, const StatsEvent& e);
+
+// The same, keeping SPOOL/stats open between events (for workers).
+class StatsWriter {
+public:
+  explicit StatsWriter(const Spool& spool) : m_spool(spool) {}
+  ~StatsWriter();
+  StatsWriter(const StatsWriter&) = delete;
+  StatsWriter& operator=(const StatsWriter&) = delete;
+  bool record(const StatsEvent& e);
+
+private:
+  const Spool& m_spool;
+  int m_fd = -1; // owned; closed by the destructor
+};
 StatsSnapshot read_stats(const Spool& spool);
 
 // The Prometheus text exposition of the spool: gauges (jobs per state, workers, oldest
