@@ -3,7 +3,7 @@
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
 Usage: bench/run.py [--quick] [--only enqueue|dispatch] BUILD_DIR
-  BUILD_DIR holds queuectl (the default link, static-runtime), static/queuectl and
+  BUILD_DIR holds queuectl (the default link, static), static-runtime/queuectl and
   dynamic/queuectl (see bench/run.sh).
 """
 import json
@@ -23,10 +23,10 @@ if ONLY:
 BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
 Q = os.path.join(BUILD, "queuectl")
 Q_DYN = os.path.join(BUILD, "dynamic", "queuectl")
-Q_STATIC = os.path.join(BUILD, "static", "queuectl")
+Q_SR = os.path.join(BUILD, "static-runtime", "queuectl")
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = tempfile.mkdtemp(prefix="queuectl-bench.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
-REPS = 5 if not QUICK else 1
+REPS = int(os.environ.get("BENCH_REPS", "3")) if not QUICK else 1
 out = []
 
 
@@ -119,14 +119,16 @@ def bench_enqueue():
     # One enqueue process against /bin/true, and the link choices.
     sp = fresh("single")
     q(sp, "status")
+    empty = fresh("empty")
+    q(empty, "status")
     cmd = "enqueue --command true"
     t = hyperfine([
         "/bin/true",
-        f"{Q_STATIC} --spool {sp} status",
-        f"{Q} --spool {sp} status",
-        f"{Q_DYN} --spool {sp} status",
-        f"{Q_STATIC} --spool {sp} {cmd}",
+        f"{Q} --spool {empty} status",
+        f"{Q_SR} --spool {empty} status",
+        f"{Q_DYN} --spool {empty} status",
         f"{Q} --spool {sp} {cmd}",
+        f"{Q_SR} --spool {sp} {cmd}",
         f"{Q_DYN} --spool {sp} {cmd}",
     ])
     say("One process, started by hyperfine without a shell (`-N`), median of 300 runs. `status` on an")
@@ -137,7 +139,7 @@ def bench_enqueue():
     say("|---|---:|---:|")
     names = ["/bin/true (Debian, dynamic)"]
     for what in ("status", "enqueue --command true"):
-        for link in ("static", "static-runtime (default)", "dynamic"):
+        for link in ("static (default)", "static-runtime: glibc shared", "dynamic"):
             names.append(f"queuectl {what}, {link}")
     for name, v in zip(names, t):
         say(f"| {name} | {v * 1000:.2f} | {v / t[0]:.2f} |")
@@ -169,40 +171,37 @@ def wait_file(path, timeout=30):
     raise SystemExit(f"timed out waiting for {path}")
 
 
-def latency_queuectl(n):
-    sp = fresh("lat-q")
-    q(sp, "worker", "start", "--detach", "--count", "1")
-    marks = fresh("lat-q-marks")
-    from_ret, from_call = [], []
-    try:
-        for i in range(n):
-            f = os.path.join(marks, str(i))
-            t_call = time.time()
-            subprocess.run([Q, "--spool", sp, "enqueue", "--command", f"date +%s.%N > {f}"], check=True, stdout=subprocess.DEVNULL)
-            t_ret = time.time()
-            start = wait_file(f)
-            from_ret.append(start - t_ret)
-            from_call.append(start - t_call)
-    finally:
-        q(sp, "worker", "stop")
-    return from_ret, from_call
-
-
-def latency_nq(n):
-    d = fresh("lat-nq")
-    marks = fresh("lat-nq-marks")
-    env = dict(os.environ, NQDIR=d)
+def measure_latency(n, name, enqueue_cmd, env=None):
+    """Runs n jobs one at a time; each job writes its start time to a mark file.
+    enqueue_cmd(shell_command) gives the argv that enqueues it. Returns the delays from
+    the enqueue command's return and from its call to the job's start."""
+    marks = fresh(name + "-marks")
     from_ret, from_call = [], []
     for i in range(n):
         f = os.path.join(marks, str(i))
         t_call = time.time()
-        subprocess.run(["nq", "-q", "sh", "-c", f"date +%s.%N > {f}"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(enqueue_cmd(f"date +%s.%N > {f}"), check=True, env=env, stdout=subprocess.DEVNULL)
         t_ret = time.time()
         start = wait_file(f)
         from_ret.append(start - t_ret)
         from_call.append(start - t_call)
-    subprocess.run(["fq", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return from_ret, from_call
+
+
+def latency_queuectl(n):
+    sp = fresh("lat-q")
+    q(sp, "worker", "start", "--detach", "--count", "1")
+    try:
+        return measure_latency(n, "lat-q", lambda cmd: [Q, "--spool", sp, "enqueue", "--command", cmd])
+    finally:
+        q(sp, "worker", "stop")
+
+
+def latency_nq(n):
+    env = dict(os.environ, NQDIR=fresh("lat-nq"))
+    result = measure_latency(n, "lat-nq", lambda cmd: ["nq", "-q", "sh", "-c", cmd], env)
+    subprocess.run(["fq", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return result
 
 
 def tsp_env(name):
@@ -211,21 +210,11 @@ def tsp_env(name):
 
 def latency_tsp(n):
     env = tsp_env("lat-tsp")
-    marks = fresh("lat-tsp-marks")
     subprocess.run(["tsp", "-S", "1"], env=env, check=True)
-    from_ret, from_call = [], []
     try:
-        for i in range(n):
-            f = os.path.join(marks, str(i))
-            t_call = time.time()
-            subprocess.run(["tsp", "-n", "sh", "-c", f"date +%s.%N > {f}"], check=True, env=env, stdout=subprocess.DEVNULL)
-            t_ret = time.time()
-            start = wait_file(f)
-            from_ret.append(start - t_ret)
-            from_call.append(start - t_call)
+        return measure_latency(n, "lat-tsp", lambda cmd: ["tsp", "-n", "sh", "-c", cmd], env)
     finally:
         subprocess.run(["tsp", "-K"], env=env)
-    return from_ret, from_call
 
 
 def drain_queuectl(n):

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 namespace queuectl::sys {
@@ -259,9 +260,12 @@ void for_each_entry(int dir, const std::string& display,
   if (!fd) {
     throw_errno("cannot open directory", display);
   }
-  std::vector<char> buf(1 << 20);
+  // Large reads for huge directories, but not zero-filled: only the pages the kernel
+  // writes are touched, so a small directory costs a few page faults, not 256.
+  constexpr std::size_t k_size = 1 << 20;
+  const auto buf = std::make_unique_for_overwrite<char[]>(k_size);
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd.get(), buf.data(), buf.size());
+    const long n = ::syscall(SYS_getdents64, fd.get(), buf.get(), k_size);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -273,7 +277,7 @@ void for_each_entry(int dir, const std::string& display,
     }
     for (long off = 0; off < n;) {
       // getdents64 records have the layout of glibc's dirent64.
-      auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
+      auto* d = reinterpret_cast<struct dirent64*>(buf.get() + off);
       off += d->d_reclen;
       const std::string_view name(d->d_name);
       if (name == "." || name == "..") {

@@ -8,7 +8,11 @@ S="$T/spool"
 export QUEUECTL_SPOOL="$S"
 unset NOTIFY_SOCKET
 
+ON_EXIT="" # extra commands a test needs at exit (e.g. stopping a server it started)
 cleanup() {
+  if [ -n "$ON_EXIT" ]; then
+    eval "$ON_EXIT" || true
+  fi
   # Stop whatever workers a test left running, then remove its files.
   if [ -d "$S/workers" ]; then
     timeout 30 "$QUEUECTL" --spool "$S" worker stop --now >/dev/null 2>&1 || true

@@ -3,13 +3,18 @@
 PROM="$(dirname "$QUEUECTL_TEST_LIB")/prom_check.py"
 
 SERVER=""
+ON_EXIT='[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null'
 start_server() { # [extra args...]
   "$QUEUECTL" --spool "$S" serve --listen 127.0.0.1:0 "$@" >"$T/serve.out" 2>"$T/serve.err" &
   SERVER=$!
   wait_until 10 grep -q "http://" "$T/serve.out"
   URL=$(sed -n 's/.* on \(http:[^ ]*\)$/\1/p' "$T/serve.out")
 }
-stop_server() { kill -TERM "$SERVER"; wait "$SERVER" || fail "serve exited $? on SIGTERM"; }
+stop_server() {
+  kill -TERM "$SERVER"
+  wait "$SERVER" || fail "serve exited $? on SIGTERM"
+  SERVER=""
+}
 # http METHOD PATH [curl args...]: sets CODE and BODY
 http() {
   local m=$1 p=$2
