@@ -80,7 +80,12 @@ class WebDriver:
         return self.s("GET", f"/element/{self.find(css)}/text")
 
     def click(self, css):
-        self.s("POST", f"/element/{self.find(css)}/click", {})
+        """Clicks, trying again while the element is missing or stale: the page rebuilds
+        its tables on every refresh, so a found element can be replaced before the click."""
+        def attempt():
+            self.s("POST", f"/element/{self.find(css)}/click", {})
+            return True
+        wait_for(f"a click on {css}", attempt)
 
 
 try:
