@@ -43,11 +43,16 @@ def q(spool, *args, **kw):
     return subprocess.run([Q, "--spool", spool, *args], check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
 
 
+_serial = [0]
+
+
 def fresh(name):
-    """An empty directory, with the file system quiet: the removal of the last one and any
-    other pending writeback flushed before the measurement starts."""
-    d = os.path.join(WORK, name)
-    shutil.rmtree(d, ignore_errors=True)
+    """A new empty directory, with the file system quiet (pending writeback flushed).
+    Nothing is deleted until the run ends: on ext4 without a journal, each file creation
+    scans past every inode freed in the last minutes, so removing the last repetition's
+    files would slow down the next measurement."""
+    _serial[0] += 1
+    d = os.path.join(WORK, f"{name}.{_serial[0]}")
     os.makedirs(d)
     os.sync()
     return d
@@ -86,6 +91,7 @@ def bench_enqueue():
         for i in range(n):
             f.write(json.dumps({"command": "true", "x-n": i}) + "\n")
     floor, bulk = [], []
+    sp = None
     for _ in range(REPS):
         d = fresh("files")
         floor.append(float(subprocess.run([mkfiles, d, str(n)], check=True, stdout=subprocess.PIPE, text=True).stdout))
@@ -103,7 +109,6 @@ def bench_enqueue():
     say(f"| `queuectl enqueue -` (durable: one syncfs + one fsync per batch) | {med(bulk):.2f} | {br:,.0f} | {br / fr:.2f} |")
     say()
     # status on the spool just filled, and on a million-job spool.
-    sp = os.path.join(WORK, "bulk")
     st = hyperfine([f"{Q} --spool {sp} status"], runs=30)[0]
     say(f"`status` on {n:,} pending jobs: median {st * 1000:.1f} ms (30 runs).")
     if not QUICK:
@@ -114,7 +119,6 @@ def bench_enqueue():
             subprocess.run([Q, "--spool", big, "enqueue", "-"], input=data, text=True, stdout=subprocess.DEVNULL, check=True)
         st = hyperfine([f"{Q} --spool {big} status"], runs=10)[0]
         say(f"`status` on 1,000,000 pending jobs: median {st * 1000:.0f} ms (10 runs).")
-        shutil.rmtree(big, ignore_errors=True)
     say()
     # One enqueue process against /bin/true, and the link choices.
     sp = fresh("single")
@@ -146,45 +150,45 @@ def bench_enqueue():
     say()
 
 
-def wait_count(spool, state, n, timeout=600):
-    d = os.path.join(spool, {"completed": "done"}.get(state, state))
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        c = sum(1 for e in os.scandir(d) if e.name.endswith(".json"))
-        if c >= n:
-            return time.monotonic()
-        time.sleep(0.01)
-    raise SystemExit(f"timed out waiting for {n} {state} jobs in {spool}")
-
-
-def wait_file(path, timeout=30):
+def wait_completed(spool, n, timeout=900):
+    """Waits until n runs completed, reading the spool's stats counter (one small file;
+    counted by the workers once each job is durable in done/), so that waiting costs
+    the CPUs nothing measurable, unlike listing a directory of thousands of entries."""
+    path = os.path.join(spool, "stats")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
             with open(path) as f:
-                s = f.read().strip()
-            if s:
-                return float(s)
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "runs_completed" and int(value) >= n:
+                        return time.monotonic()
         except FileNotFoundError:
             pass
-        time.sleep(0.0005)
-    raise SystemExit(f"timed out waiting for {path}")
+        time.sleep(0.02)
+    raise SystemExit(f"timed out waiting for {n} completed jobs in {spool}")
 
 
 def measure_latency(n, name, enqueue_cmd, env=None):
-    """Runs n jobs one at a time; each job writes its start time to a mark file.
-    enqueue_cmd(shell_command) gives the argv that enqueues it. Returns the delays from
-    the enqueue command's return and from its call to the job's start."""
-    marks = fresh(name + "-marks")
+    """Runs n jobs one at a time; each job writes its start time (`date +%s.%N`) into a
+    FIFO that this process reads, blocked: no polling competes with the job for the CPUs,
+    and the job creates no file. enqueue_cmd(shell_command) gives the argv that enqueues
+    it. Returns the delays from the enqueue command's return and from its call to the
+    job's start."""
+    fifo = os.path.join(fresh(name + "-marks"), "fifo")
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR)  # a reader always exists: the job's open never blocks
     from_ret, from_call = [], []
-    for i in range(n):
-        f = os.path.join(marks, str(i))
-        t_call = time.time()
-        subprocess.run(enqueue_cmd(f"date +%s.%N > {f}"), check=True, env=env, stdout=subprocess.DEVNULL)
-        t_ret = time.time()
-        start = wait_file(f)
-        from_ret.append(start - t_ret)
-        from_call.append(start - t_call)
+    try:
+        for _ in range(n):
+            t_call = time.time()
+            subprocess.run(enqueue_cmd(f"date +%s.%N > {fifo}"), check=True, env=env, stdout=subprocess.DEVNULL)
+            t_ret = time.time()
+            start = float(os.read(fd, 64).decode())
+            from_ret.append(start - t_ret)
+            from_call.append(start - t_call)
+    finally:
+        os.close(fd)
     return from_ret, from_call
 
 
@@ -221,9 +225,10 @@ def drain_queuectl(n):
     sp = fresh("drain-q")
     subprocess.run([Q, "--spool", sp, "enqueue", "-"], input="".join('{"command":"true"}\n' for _ in range(n)),
                    text=True, check=True, stdout=subprocess.DEVNULL)
+    os.sync()  # the enqueue's writeback is not the drain's
     t0 = time.monotonic()
     q(sp, "worker", "start", "--detach", "--count", "2")
-    t1 = wait_count(sp, "completed", n)
+    t1 = wait_completed(sp, n)
     q(sp, "worker", "stop")
     return t1 - t0
 

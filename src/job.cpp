@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -63,8 +64,7 @@ namespace {
 
 std::uint64_t random_u64() {
   std::uint64_t v = 0;
-  static thread_local int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::read(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) {
     v = static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^
         static_cast<std::uint64_t>(::getpid());
   }

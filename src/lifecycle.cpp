@@ -64,7 +64,7 @@ std::optional<JobState> elsewhere(const Spool& spool, const std::string& id, Job
 } // namespace
 
 ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Micros now,
-                       std::optional<Claim>& out, Micros* due) {
+                       std::optional<Claim>& out, Micros* due, Spares* spares) {
   auto locked = spool.lock_job(e.from, e.id);
   if (!locked) {
     return ClaimOutcome::gone;
@@ -111,7 +111,7 @@ ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Mic
   job.fill_new(cfg.job_defaults(), now);
   job.json()["attempts"] = job.attempts() + 1;
   spool.rename_job(*locked, JobState::processing);
-  StagedRewrite staged = spool.stage_rewrite(*locked, job);
+  StagedRewrite staged = spool.stage_rewrite(*locked, job, spares);
   out = Claim{std::move(*locked), std::move(job), std::move(staged)};
   return ClaimOutcome::claimed;
 }

@@ -147,12 +147,12 @@ std::optional<JobState> Spool::find(const std::string& id) const {
 }
 
 bool Spool::id_taken(const std::string& id) const {
-  const std::string f = job_file(id);
-  for (JobState s : k_all_states) {
-    if (sys::exists_at(dir(s), f, path_of(s, f))) {
-      return true;
-    }
+  if (find(id)) {
+    return true;
   }
+  // A job moving from a later directory to an earlier one while find() looked (dlq retry,
+  // dead -> pending) is seen by a pass in the opposite order.
+  const std::string f = job_file(id);
   for (auto it = k_all_states.rbegin(); it != k_all_states.rend(); ++it) {
     if (sys::exists_at(dir(*it), f, path_of(*it, f))) {
       return true;
@@ -338,13 +338,68 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) cons
   return LockedJob{id, s, std::move(fd), std::move(content)};
 }
 
-StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job) const {
+Spares::~Spares() {
+  for (const Slot& slot : m_slots) {
+    if (!slot.name.empty()) {
+      ::unlinkat(slot.dir, slot.name.c_str(), 0);
+    }
+  }
+}
+
+Fd Spool::fill_spare(Spares& spares, JobState s, std::string_view data) const {
+  Spares::Slot& slot = spares.m_slots[static_cast<std::size_t>(s)];
+  const int d = dir(s);
+  Fd fd;
+  if (!slot.name.empty()) {
+    // Our old descriptor may be shared with a command that has not exited; only a fresh
+    // one that takes the lock proves nobody else holds this file.
+    slot.fd.reset();
+    fd = Fd(::openat(d, slot.name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || !sys::try_lock(fd.get(), true) || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      fd.reset();
+      ::unlinkat(d, slot.name.c_str(), 0);
+      slot.name.clear();
+    }
+  }
+  try {
+    if (!fd) {
+      slot.name = fmt::format(".spare.{}.{}.tmp", spares.m_tag, spares.m_serial++);
+      slot.dir = d;
+      fd = sys::create_file_at(d, slot.name, {}, false, path_of(s, slot.name), m_file_mode, true);
+      sys::lock(fd.get(), true);
+    }
+    // Overwritten in place, then cut to size: the file keeps its block, so nothing is
+    // freed and allocated again.
+    sys::write_all(fd.get(), data, path_of(s, slot.name));
+    if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
+      throw_errno("cannot truncate", path_of(s, slot.name));
+    }
+  } catch (const Error&) {
+    if (!slot.name.empty()) {
+      ::unlinkat(d, slot.name.c_str(), 0);
+      slot.name.clear();
+    }
+    return Fd();
+  }
+  return fd;
+}
+
+StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job, Spares* spares) const {
   const int d = dir(locked.state);
   job.set_state(locked.state);
   job.touch(now_micros());
   StagedRewrite st;
-  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), m_pid);
   st.content = job.dump();
+  if (spares && !spares->m_unsupported) {
+    st.fd = fill_spare(*spares, locked.state, st.content);
+    if (st.fd) {
+      st.tmp = spares->m_slots[static_cast<std::size_t>(locked.state)].name;
+      st.spares = spares;
+      return st;
+    }
+  }
+  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), m_pid);
   st.fd = sys::create_file_at(d, st.tmp, st.content, false, path_of(locked.state, st.tmp), m_file_mode, true);
   // Locked before it can take the name, so the name is never unlocked.
   sys::lock(st.fd.get(), true);
@@ -354,28 +409,49 @@ StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job) const {
 void Spool::commit_rewrite(LockedJob& locked, StagedRewrite& st, bool sync) {
   const int d = dir(locked.state);
   const std::string f = job_file(locked.id);
+  Spares::Slot* slot = st.spares ? &st.spares->m_slots[static_cast<std::size_t>(locked.state)] : nullptr;
+  bool exchanged = false;
   try {
     // The data first: a crash then leaves the old content or the new, never a torn file.
     if (::fdatasync(st.fd.get()) != 0) {
       throw_errno("cannot sync", path_of(locked.state, st.tmp));
     }
-    if (::renameat(d, st.tmp.c_str(), d, f.c_str()) != 0) {
+    if (slot) {
+      if (::renameat2(d, st.tmp.c_str(), d, f.c_str(), RENAME_EXCHANGE) == 0) {
+        exchanged = true;
+      } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        st.spares->m_unsupported = true; // this file system: plain renames from now on
+      } else {
+        throw_errno("cannot replace", path_of(locked.state, f));
+      }
+    }
+    if (!exchanged && ::renameat(d, st.tmp.c_str(), d, f.c_str()) != 0) {
       throw_errno("cannot replace", path_of(locked.state, f));
     }
   } catch (...) {
     ::unlinkat(d, st.tmp.c_str(), 0);
+    if (slot) {
+      slot->name.clear();
+    }
     throw;
+  }
+  if (slot) {
+    if (exchanged) {
+      slot->fd = std::move(locked.lock); // the old inode is the spare now
+    } else {
+      slot->name.clear(); // the spare became the job
+    }
   }
   if (sync) {
     sys::fsync_fd(d, path_of(locked.state, ""));
   }
-  // The old inode is gone from every directory; its lock goes with it.
+  // Without an exchange the old inode is gone from every directory; its lock goes with it.
   locked.lock = std::move(st.fd);
   locked.content = std::move(st.content);
 }
 
-void Spool::rewrite(LockedJob& locked, Job& job, bool sync) {
-  StagedRewrite st = stage_rewrite(locked, job);
+void Spool::rewrite(LockedJob& locked, Job& job, bool sync, Spares* spares) {
+  StagedRewrite st = stage_rewrite(locked, job, spares);
   commit_rewrite(locked, st, sync);
 }
 
@@ -398,9 +474,9 @@ void Spool::rename_job(LockedJob& locked, JobState to) {
   locked.state = to;
 }
 
-void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync) {
+void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync, Spares* spares) {
   rename_job(locked, to);
-  rewrite(locked, job, sync);
+  rewrite(locked, job, sync, spares);
 }
 
 void Spool::sync_dir(JobState s) const { sys::fsync_fd(dir(s), path_of(s, "")); }

@@ -99,19 +99,14 @@ std::optional<std::string> read_file_at(int dir, const std::string& name, const 
 }
 
 namespace {
-// The process's umask, read once without changing it (umask(2) cannot just read).
+// The process's umask, read once. umask(2) cannot only read, so it is set and put back
+// at once: a file another thread creates in between is then filtered less, never more,
+// which is what every caller here wants (modes are set explicitly).
 mode_t current_umask() {
   static const mode_t mask = [] {
-    Fd fd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-      return static_cast<mode_t>(077); // unknown: assume the strictest, so fchmod runs
-    }
-    const std::string text = read_all(fd.get(), "/proc/self/status");
-    const auto pos = text.find("Umask:");
-    if (pos == std::string::npos) {
-      return static_cast<mode_t>(077);
-    }
-    return static_cast<mode_t>(std::strtoul(text.c_str() + pos + 6, nullptr, 8));
+    const mode_t m = ::umask(0);
+    ::umask(m);
+    return m;
   }();
   return mask;
 }

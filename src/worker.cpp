@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -34,10 +35,17 @@ namespace {
 constexpr Micros k_recover_every = 4'000'000;   // abandoned jobs are found within 5 s
 constexpr Micros k_rescan_every = 60'000'000;   // backstop in case inotify missed something
 constexpr Micros k_kill_grace = 2'000'000;      // SIGTERM -> SIGKILL
+constexpr Micros k_clean_every = 600'000'000;   // temporaries left by crashed processes
+constexpr auto k_group_window = std::chrono::milliseconds(20); // see Committer
+constexpr std::size_t k_group_max = 32;
 
 // Finishes jobs off the worker's critical path: moving a job to its next state costs an
 // fdatasync and an fsync, which this thread pays while the worker already runs the next
-// job. Items that arrive while it syncs are committed together (one fsync per directory).
+// job. It commits in groups: what finishes within k_group_window of the first item (or
+// while it syncs) shares one fsync per directory. Each sync costs the machine more than
+// its own time (it slows every process start running beside it), and the group only
+// delays when the outcome is durable and the job's lock is released, not the job's move
+// into its next directory.
 class Committer {
 public:
   struct Item {
@@ -83,12 +91,13 @@ private:
         if (m_items.empty()) {
           return;
         }
+        m_cv.wait_for(g, k_group_window, [this] { return m_closed || m_items.size() >= k_group_max; });
         batch.swap(m_items);
       }
       std::set<JobState> dirs;
       for (Item& it : batch) {
         try {
-          m_spool.move(it.locked, it.to, it.job, false);
+          m_spool.move(it.locked, it.to, it.job, false, &m_spares);
           dirs.insert(it.to);
         } catch (const Error& e) {
           // The job stays in processing/; once its lock is dropped below, recovery
@@ -115,6 +124,7 @@ private:
   Spool& m_spool;
   const LogSink& m_log;
   StatsWriter m_stats{m_spool};
+  Spares m_spares{fmt::format("{}c", ::getpid())};
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<Item> m_items;
@@ -168,9 +178,11 @@ private:
   bool m_rescan = false;
   Micros m_next_recover = 0;
   Micros m_next_rescan = 0;
+  Micros m_next_clean = 0;
   std::int64_t m_default_priority = 0;
   pid_t m_pid = ::getpid();
   ConfigCache m_config;
+  Spares m_spares{fmt::format("{}w", m_pid)};
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
@@ -297,7 +309,7 @@ void Worker::start_next(Micros now) {
     Micros due = 0;
     ClaimOutcome outcome = ClaimOutcome::gone;
     try {
-      outcome = claim_job(m_spool, config(), *e, now, c, &due);
+      outcome = claim_job(m_spool, config(), *e, now, c, &due, &m_spares);
     } catch (const Error& err) {
       m_log(fmt::format("cannot claim job {}: {}", e->id, err.what()));
       continue;
@@ -427,7 +439,7 @@ void Worker::recover() {
 }
 
 int Worker::poll_timeout(Micros now) const {
-  Micros next = std::min(m_next_recover, m_next_rescan);
+  Micros next = std::min({m_next_recover, m_next_rescan, m_next_clean});
   if (const auto due = m_index.next_due(); due && !m_run) {
     next = std::min(next, *due);
   }
@@ -456,6 +468,7 @@ int Worker::run(int ready_fd) {
   const Micros t0 = now_micros();
   m_next_recover = t0 + k_recover_every;
   m_next_rescan = t0 + k_rescan_every;
+  m_next_clean = t0 + k_clean_every;
   if (ready_fd >= 0) {
     (void)!::write(ready_fd, "r", 1);
     ::close(ready_fd);
@@ -478,6 +491,14 @@ int Worker::run(int ready_fd) {
       scan(JobState::pending);
       scan(JobState::failed);
       m_next_rescan = now + k_rescan_every;
+    }
+    if (now >= m_next_clean) {
+      try {
+        remove_stale_temps(m_spool);
+      } catch (const Error& e) {
+        m_log(fmt::format("cannot remove stale temporaries: {}", e.what()));
+      }
+      m_next_clean = now + k_clean_every;
     }
     if (m_run) {
       if (m_run->deadline > 0 && !m_run->timed_out && now >= m_run->deadline) {

@@ -156,6 +156,85 @@ TEST_CASE("lock_job and move: the lock excludes, a move never overwrites", "[spo
   }
 }
 
+namespace {
+
+std::vector<std::string> dot_files(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string()[0] == '.') {
+      out.push_back(e.path().filename().string());
+    }
+  }
+  return out;
+}
+
+ino_t inode_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+} // namespace
+
+TEST_CASE("spares: a rewrite swaps inodes instead of creating and freeing them", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const fs::path processing = dir.path() / "processing";
+  std::optional<Spares> spares(std::in_place, "t");
+  auto move_to_processing = [&](const std::string& id, const std::string& cmd) {
+    enqueue_cmd(s, cmd, id);
+    auto locked = s.lock_job(JobState::pending, id);
+    REQUIRE(locked);
+    Job job = Job::parse(locked->content);
+    job.json()["attempts"] = 1;
+    s.move(*locked, JobState::processing, job, true, &*spares);
+    return locked;
+  };
+  // A long command first, then a short one through the same spare: no stale bytes.
+  auto a = move_to_processing("a", std::string(3000, 'x'));
+  REQUIRE(dot_files(processing).size() == 1);
+  const fs::path spare = processing / dot_files(processing)[0];
+  const ino_t a_pending = inode_of(spare); // a's old inode became the spare
+  enqueue_cmd(s, "true", "b");
+  const ino_t b_pending = inode_of(dir.path() / "pending" / "b.json");
+  auto locked = s.lock_job(JobState::pending, "b");
+  REQUIRE(locked);
+  Job job = Job::parse(locked->content);
+  // As a worker's command does, something else shares the descriptor of b's old file.
+  Fd command_copy(::dup(locked->lock.get()));
+  s.move(*locked, JobState::processing, job, true, &*spares);
+  auto b = std::move(locked);
+  // b's content went into a's old inode, and b's old inode is the spare now.
+  CHECK(inode_of(processing / "b.json") == a_pending);
+  CHECK(inode_of(spare) == b_pending);
+  CHECK(dot_files(processing).size() == 1);
+  CHECK(s.load("a").job.command() == std::string(3000, 'x'));
+  CHECK(s.load("b").job.command() == "true");
+  CHECK(fs::file_size(processing / "b.json") == b->content.size());
+  // Both names stay locked by their holders throughout.
+  CHECK_FALSE(s.lock_job(JobState::processing, "a"));
+  CHECK_FALSE(s.lock_job(JobState::processing, "b"));
+  SECTION("a spare someone else still holds is dropped, not reused") {
+    a.reset();
+    b.reset();
+    auto c = move_to_processing("c", "echo c"); // the command still holds b's old file
+    CHECK(inode_of(processing / "c.json") != b_pending);
+    CHECK(s.load("c").job.command() == "echo c");
+    CHECK_FALSE(fs::exists(spare));
+    CHECK(dot_files(processing).size() == 1);
+  }
+  SECTION("a spare nobody else holds is reused") {
+    command_copy.reset();
+    auto c = move_to_processing("c", "echo c");
+    CHECK(inode_of(processing / "c.json") == b_pending);
+  }
+  SECTION("the spares are removed with their owner") {
+    spares.reset();
+    CHECK(dot_files(processing).empty());
+    CHECK(s.load("b").job.command() == "true");
+  }
+}
+
 TEST_CASE("cancel, retry_dead and purge", "[spool]") {
   TempDir dir;
   Spool s = Spool::open(dir.path());

@@ -43,9 +43,9 @@ enum class ClaimOutcome { claimed, gone, not_due, quarantined };
 // inherit both locks (`locked.lock` and `staged.fd`), and then commits the rewrite: the
 // fdatasync overlaps the command's start, and whichever file holds the name, the running
 // command holds its lock. `not_due` sets `*due` (the index was stale). Throws Error only
-// for I/O.
+// for I/O. `spares` (optional): the staged content goes through a spare file.
 ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Micros now,
-                       std::optional<Claim>& out, Micros* due);
+                       std::optional<Claim>& out, Micros* due, Spares* spares = nullptr);
 
 struct Recovered {
   std::string id;

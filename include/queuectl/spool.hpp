@@ -20,6 +20,10 @@
 // - A job in processing/ is locked for as long as its worker or its command lives (the
 //   command inherits the descriptor). A processing/ job whose lock is free was abandoned.
 // - Files starting with '.' are temporaries and never jobs.
+// - A long-running worker keeps one spare temporary per directory (see Spares) and
+//   rewrites a job by filling the spare and exchanging it with the job's name
+//   (renameat2 RENAME_EXCHANGE): the name always refers to a whole file, and no inode is
+//   created or freed per rewrite.
 #pragma once
 
 #include "queuectl/config.hpp"
@@ -48,11 +52,42 @@ struct LockedJob {
   std::string content; // the file's bytes when it was locked
 };
 
+class Spares;
+
 // A new content for a job, written and locked but not yet in place (see stage_rewrite).
 struct StagedRewrite {
   Fd fd;
   std::string tmp;
   std::string content;
+  Spares* spares = nullptr; // tmp is that Spares' file: exchanged with the job's name
+};
+
+// Reusable temporaries for a process that rewrites many jobs (a worker): one locked dot
+// file per state directory. A rewrite fills the spare, fdatasyncs it and exchanges it with
+// the job's name; the job's old inode then becomes the spare. Creating and freeing an inode
+// per rewrite is what a job's bookkeeping cost most on ext4 (without a journal, ext4 scans
+// past every inode freed in the last minutes on each creation). Before reuse a spare is
+// reopened and relocked, since a job's command may still hold the old descriptor; one
+// that cannot be relocked is dropped and a new one created. Left behind by a crash, the
+// files are removed by remove_stale_temps(). One per thread; the destructor removes them.
+class Spares {
+public:
+  explicit Spares(std::string tag) : m_tag(std::move(tag)) {}
+  Spares(const Spares&) = delete;
+  Spares& operator=(const Spares&) = delete;
+  ~Spares();
+
+private:
+  friend class Spool;
+  struct Slot {
+    int dir = -1;
+    std::string name; // empty: no spare yet
+    Fd fd;            // the spare's old descriptor, maybe shared with a job's command
+  };
+  std::string m_tag;
+  std::array<Slot, 5> m_slots;
+  bool m_unsupported = false; // the file system refused RENAME_EXCHANGE
+  unsigned m_serial = 0;
 };
 
 class Spool {
@@ -123,17 +158,18 @@ public:
   // before it takes the name; with `sync`, `to` is fsync'ed too, else the caller does it
   // later (see sync_dir). Throws Error(failure) if `to` already holds that id; the job
   // then stays where it was.
-  void move(LockedJob& locked, JobState to, Job& job, bool sync);
+  // With `spares`, the new content goes through a spare file (see Spares).
+  void move(LockedJob& locked, JobState to, Job& job, bool sync, Spares* spares = nullptr);
 
   // Replaces the content of a locked job without moving it (same guarantees as move).
-  void rewrite(LockedJob& locked, Job& job, bool sync);
+  void rewrite(LockedJob& locked, Job& job, bool sync, Spares* spares = nullptr);
 
   // rewrite() in two steps, for a caller with work to overlap with the fdatasync:
   // stage_rewrite writes `job` (state and updated_at set) to a locked dot-temp beside the
   // job, not yet synced; commit_rewrite syncs it and renames it over the job, after which
   // `locked.lock` holds the new file. A staged temp that is never committed is removed
-  // by remove_stale_temps().
-  StagedRewrite stage_rewrite(const LockedJob& locked, Job& job) const;
+  // by remove_stale_temps(). With `spares`, a spare file is filled and later exchanged.
+  StagedRewrite stage_rewrite(const LockedJob& locked, Job& job, Spares* spares = nullptr) const;
   void commit_rewrite(LockedJob& locked, StagedRewrite& staged, bool sync);
 
   // Moves a locked job's file (its log first) to `to`, content unchanged. Throws
@@ -151,6 +187,9 @@ public:
 private:
   Spool() = default;
   void make_job_file(int dir, const std::string& name, std::string_view data, bool sync) const;
+  // Fills this state's spare with `data` and returns its descriptor, locked; an empty Fd
+  // when no spare can be had (the caller then creates a temporary as usual).
+  Fd fill_spare(Spares& spares, JobState s, std::string_view data) const;
 
   std::filesystem::path m_root;
   Fd m_root_fd;
