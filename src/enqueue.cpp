@@ -1,6 +1,7 @@
 #include "queuectl/enqueue.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/parallel.hpp"
 #include "queuectl/spool.hpp"
 
 #include <fmt/format.h>
@@ -8,11 +9,14 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
+#include <algorithm>
+#include <atomic>
 #include <unordered_map>
 
 namespace queuectl {
 
-Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now) {
+Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now,
+             const std::string* id_if_missing) {
   Job job(base.is_object() ? base : Json::object());
   Json& j = job.json();
   if (o.command) {
@@ -32,6 +36,9 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
   }
   if (o.run_at) {
     j["run_at"] = format_time(*o.run_at);
+  }
+  if (id_if_missing && !j.contains("id")) {
+    j["id"] = *id_if_missing;
   }
   job.validate(); // before fill_new, so that a bad given field is reported as given
   job.fill_new(d, now);
@@ -76,51 +83,98 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o) {
   return spool.enqueue_batch(one).at(0);
 }
 
-std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o) {
-  const Config cfg = spool.load_config();
-  const JobDefaults d = cfg.job_defaults();
-  const Micros now = now_micros();
-  std::vector<Job> jobs;
-  std::vector<std::size_t> line_of;
-  std::vector<bool> explicit_id;
-  std::size_t line = 0;
-  while (!input.empty()) {
-    ++line;
-    const auto nl = input.find('\n');
-    std::string_view text = input.substr(0, nl);
-    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
-    if (text.find_first_not_of(" \t\r") == std::string_view::npos) {
-      continue;
-    }
-    try {
-      const Json base = parse_object(text);
-      jobs.push_back(make_job(base, o, d, now));
-      explicit_id.push_back(o.id || base.contains("id"));
-    } catch (const Error& e) {
-      bad_usage(fmt::format("line {}: {}", line, e.what()));
-    }
-    line_of.push_back(line);
-  }
-  if (jobs.empty()) {
-    return {};
-  }
-  std::unordered_map<std::string, std::size_t> seen;
+namespace {
+
+struct Line {
+  std::string_view text;
+  std::size_t number;
+};
+
+// Ids must be unique within the batch, and explicit ones not taken in the spool: checked
+// under the ids lock, returned to be held until the batch is published. Generated ids are
+// unique by construction, so a batch without explicit ids needs neither.
+Fd check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
+                   const std::vector<char>& explicit_id, const std::vector<Line>& lines) {
   Fd lock;
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    const std::string id = jobs[i].id();
-    if (const auto [it, fresh] = seen.emplace(id, line_of[i]); !fresh) {
-      bad_usage(fmt::format("line {}: duplicate id '{}' (also on line {})", line_of[i], id, it->second));
+  if (std::find(explicit_id.begin(), explicit_id.end(), 1) == explicit_id.end()) {
+    return lock;
+  }
+  std::unordered_map<std::string_view, std::size_t> seen;
+  for (std::size_t i = 0; i < staged.size(); ++i) {
+    const std::string& id = staged[i].id;
+    if (const auto [it, fresh] = seen.emplace(id, lines[i].number); !fresh) {
+      bad_usage(fmt::format("line {}: duplicate id '{}' (also on line {})", lines[i].number, id, it->second));
     }
     if (explicit_id[i]) {
       if (!lock) {
         lock = lock_ids(spool);
       }
       if (spool.id_taken(id)) {
-        bad_usage(fmt::format("line {}: a job with id '{}' already exists", line_of[i], id));
+        bad_usage(fmt::format("line {}: a job with id '{}' already exists", lines[i].number, id));
       }
     }
   }
-  return spool.enqueue_batch(jobs);
+  return lock;
+}
+
+} // namespace
+
+std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o) {
+  const Config cfg = spool.load_config();
+  const JobDefaults d = cfg.job_defaults();
+  const Micros now = now_micros();
+  std::vector<Line> lines;
+  for (std::size_t number = 1; !input.empty(); ++number) {
+    const auto nl = input.find('\n');
+    const std::string_view text = input.substr(0, nl);
+    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
+    if (text.find_first_not_of(" \t\r") != std::string_view::npos) {
+      lines.push_back({text, number});
+    }
+  }
+  if (lines.empty()) {
+    return {};
+  }
+  // Generated here, in input order: the jobs of a batch share created_at, so their ids
+  // keep the input's order (FIFO) whichever thread builds which job.
+  std::vector<std::string> fresh_ids(o.id ? 0 : lines.size());
+  for (std::string& id : fresh_ids) {
+    id = generate_id();
+  }
+  // Each line is checked and written to tmp/ at once, on several threads; nothing
+  // reaches pending/ before every line has passed, and a failure removes what was written.
+  std::vector<Spool::Staged> staged(lines.size());
+  std::vector<char> explicit_id(lines.size());
+  // The lowest line that failed so far: other threads stop before it (no point writing
+  // more) but not after it, so that the first bad line is the one reported.
+  std::atomic<std::size_t> first_bad{lines.size()};
+  Fd ids_lock;
+  try {
+    for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
+        try {
+          const Json base = parse_object(lines[i].text);
+          explicit_id[i] = o.id || base.contains("id");
+          const Job job = make_job(base, o, d, now, fresh_ids.empty() ? nullptr : &fresh_ids[i]);
+          staged[i].id = job.id();
+          spool.stage_new(job, false, staged[i]);
+        } catch (const Error& e) {
+          std::size_t seen = first_bad.load();
+          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+          }
+          if (e.code() == Exit::usage) {
+            bad_usage(fmt::format("line {}: {}", lines[i].number, e.what()));
+          }
+          throw;
+        }
+      }
+    });
+    ids_lock = check_batch_ids(spool, staged, explicit_id, lines);
+  } catch (...) {
+    spool.discard(staged);
+    throw;
+  }
+  return spool.publish(staged, false);
 }
 
 } // namespace queuectl

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -62,13 +63,26 @@ bool valid_id(std::string_view id) {
 
 namespace {
 
+// Drawn from the kernel 64 values at a time (a bulk enqueue needs one per job); a forked
+// child starts with an empty pool, so that it never repeats its parent's values.
+struct RandomPool {
+  std::uint64_t values[64];
+  std::size_t left = 0;
+};
+thread_local RandomPool t_random;
+
 std::uint64_t random_u64() {
-  std::uint64_t v = 0;
-  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof v)) {
-    v = static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^
-        static_cast<std::uint64_t>(::getpid());
+  static const int forget_on_fork = ::pthread_atfork(nullptr, nullptr, [] { t_random.left = 0; });
+  (void)forget_on_fork;
+  RandomPool& p = t_random;
+  if (p.left == 0) {
+    if (::getrandom(p.values, sizeof p.values, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof p.values)) {
+      return static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^
+             static_cast<std::uint64_t>(::getpid());
+    }
+    p.left = std::size(p.values);
   }
-  return v;
+  return p.values[--p.left];
 }
 
 } // namespace

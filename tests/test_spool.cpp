@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 using namespace queuectl;
@@ -110,6 +111,55 @@ TEST_CASE("enqueue_lines: all or nothing, errors name the line", "[spool]") {
     REQUIRE(ids.size() == 2);
     CHECK(ids[0] == "first");
     CHECK(s.counts()[0] == 2);
+    CHECK(files_in(dir.path() / "tmp") == 0);
+  }
+  // Large batches are built by several threads: the rules must hold all the same.
+  std::string big;
+  for (int i = 0; i < 5000; ++i) {
+    big += "{\"command\":\"true\",\"x-n\":" + std::to_string(i) + "}\n";
+  }
+  SECTION("a large batch: generated ids increase in input order, nothing left in tmp/") {
+    const auto ids = enqueue_lines(s, big, {});
+    REQUIRE(ids.size() == 5000);
+    CHECK(std::is_sorted(ids.begin(), ids.end()));
+    CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());
+    CHECK(s.load(ids[4321]).job.json()["x-n"] == 4321);
+    CHECK(s.counts()[0] == 5000);
+    CHECK(files_in(dir.path() / "tmp") == 0);
+  }
+  SECTION("a large batch with one bad line near its end: the first bad line, nothing written") {
+    const std::string bad = big + "{\"command\":\"true\"}\n" + "{\"command\":3}\n" + "{\"comand\":1}\n";
+    try {
+      enqueue_lines(s, bad, {});
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.code() == Exit::usage);
+      CHECK_THAT(std::string(e.what()), Catch::StartsWith("line 5002: "));
+    }
+    CHECK(s.counts()[0] == 0);
+    CHECK(files_in(dir.path() / "tmp") == 0);
+  }
+  SECTION("a bad line, then many: the first one is reported, whichever thread sees which") {
+    // Threads that start on a bad line fail at once; the one holding line 2001 must still
+    // get there.
+    std::string bad;
+    for (int i = 0; i < 5000; ++i) {
+      bad += i == 2000 || i >= 2100 ? "{\"comand\":1}\n" : "{\"command\":\"true\"}\n";
+    }
+    for (int round = 0; round < 3; ++round) {
+      try {
+        enqueue_lines(s, bad, {});
+        FAIL("no error");
+      } catch (const Error& e) {
+        CHECK_THAT(std::string(e.what()), Catch::StartsWith("line 2001: "));
+      }
+    }
+    CHECK(files_in(dir.path() / "tmp") == 0);
+  }
+  SECTION("a large batch repeating an id far apart: refused, nothing written") {
+    const std::string dup = "{\"command\":\"a\",\"id\":\"x\"}\n" + big + "{\"command\":\"b\",\"id\":\"x\"}\n";
+    CHECK(code_of([&] { enqueue_lines(s, dup, {}); }) == Exit::usage);
+    CHECK(s.counts()[0] == 0);
     CHECK(files_in(dir.path() / "tmp") == 0);
   }
 }

@@ -25,8 +25,10 @@ struct JobOverrides {
 };
 
 // Builds a new job from `base` (a JSON object or null) and the overrides, with the
-// spool's defaults filled in, and validates it. Throws Error(Exit::usage).
-Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now);
+// spool's defaults filled in, and validates it. A job given no id takes `id_if_missing`,
+// or a generated one. Throws Error(Exit::usage).
+Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now,
+             const std::string* id_if_missing = nullptr);
 
 // Enqueues one job. Returns its id. Throws Error(usage) when invalid, Error(failure) for
 // a duplicate id or an I/O error.
@@ -34,7 +36,9 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o);
 
 // Enqueues one JSON object per line of `input` (blank lines skipped), all or nothing: every
 // line is validated (syntax, fields, ids unique in the batch and in the spool) before any
-// job is written. Throws Error(usage, "line N: why"). Returns the ids in input order.
+// job is written. Throws Error(usage, "line N: why"). Returns the ids in input order;
+// generated ids increase in input order. Large inputs are checked and written by several
+// threads.
 std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o);
 
 } // namespace queuectl

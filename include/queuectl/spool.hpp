@@ -132,6 +132,18 @@ public:
   // an id already in pending/ or an I/O error, saying how many were enqueued before it.
   std::vector<std::string> enqueue_batch(std::vector<Job>& jobs);
 
+  // enqueue_batch in steps, for a caller that writes a batch while it checks it:
+  // stage_new writes a job to a temporary in tmp/ (from any thread; fdatasync'ed when
+  // `sync`), publish renames staged jobs into pending/ (after one syncfs for the whole
+  // batch unless each was synced) and fsyncs pending/ once, discard removes them.
+  struct Staged {
+    std::string id;
+    std::string tmp; // empty: not written
+  };
+  void stage_new(const Job& job, bool sync, Staged& out) const;
+  std::vector<std::string> publish(std::vector<Staged>& staged, bool synced);
+  void discard(const std::vector<Staged>& staged, std::size_t from = 0) const;
+
   // Number of jobs per state, by counting directory entries (no job file is read).
   std::array<std::size_t, 5> counts() const;
   // Every job in a state, oldest created_at first (ties by id). Unreadable or invalid
