@@ -161,6 +161,8 @@ private:
   void finish(int status, Micros now);
   void conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
   void recover();
+  void prepare_log();
+  Fd open_log(const std::string& id);
   int poll_timeout(Micros now) const;
   const Config& config() { return m_config.get(m_spool.root_dir(), m_spool.path_of("config.json", "")); }
 
@@ -183,6 +185,9 @@ private:
   pid_t m_pid = ::getpid();
   ConfigCache m_config;
   Spares m_spares{fmt::format("{}w", m_pid)};
+  Fd m_spare_log; // see prepare_log
+  std::string m_spare_log_name;
+  unsigned m_spare_log_serial = 0;
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
@@ -332,11 +337,43 @@ void Worker::start_next(Micros now) {
   }
 }
 
-void Worker::launch(Claim c, Micros now) {
-  const std::string id = c.locked.id;
+// A worker keeps an empty log file ready in processing/ (a locked dot-temp) and renames it
+// into place when it claims a job, so that creating a file, which allocates an inode and
+// is slow on some file systems, is done between jobs rather than between a job's enqueue
+// and its start.
+void Worker::prepare_log() {
+  if (m_spare_log) {
+    return;
+  }
+  const int pdir = m_spool.dir(JobState::processing);
+  m_spare_log_name = fmt::format(".log.{}.{}.tmp", m_pid, m_spare_log_serial++);
+  Fd fd(::openat(pdir, m_spare_log_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                 m_spool.file_mode()));
+  if (fd && sys::try_lock(fd.get(), true)) { // locked: never taken for a stale temporary
+    m_spare_log = std::move(fd);
+  } else if (fd) {
+    ::unlinkat(pdir, m_spare_log_name.c_str(), 0);
+  }
+}
+
+Fd Worker::open_log(const std::string& id) {
   const int pdir = m_spool.dir(JobState::processing);
   const std::string lname = log_file(id);
-  Fd log(::openat(pdir, lname.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
+  if (m_spare_log) {
+    if (::renameat2(pdir, m_spare_log_name.c_str(), pdir, lname.c_str(), RENAME_NOREPLACE) == 0) {
+      return std::move(m_spare_log);
+    }
+    if (errno != EEXIST) {
+      m_spare_log.reset(); // gone: a new one is made after this job
+    }
+  }
+  // A log from an earlier run of the job (it moves with the job), or no spare: append.
+  return Fd(::openat(pdir, lname.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
+}
+
+void Worker::launch(Claim c, Micros now) {
+  const std::string id = c.locked.id;
+  Fd log = open_log(id);
   const Json& j = c.job.json();
   if (log) {
     const std::string head = fmt::format("=== queuectl: job {} attempt {} of {} started {} by worker {} ===\n", id,
@@ -410,6 +447,7 @@ void Worker::finish(int status, Micros now) {
   r.log.reset();
   m_reg.set_job(std::nullopt);
   conclude(std::move(r.claim), res, now, static_cast<double>(now - r.started) / 1e6);
+  prepare_log();
 }
 
 void Worker::conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds) {
@@ -465,6 +503,7 @@ int Worker::run(int ready_fd) {
   remove_stale_temps(m_spool);
   scan(JobState::pending);
   scan(JobState::failed);
+  prepare_log();
   const Micros t0 = now_micros();
   m_next_recover = t0 + k_recover_every;
   m_next_rescan = t0 + k_rescan_every;
@@ -522,6 +561,9 @@ int Worker::run(int ready_fd) {
     }
   }
   m_committer.close();
+  if (m_spare_log) {
+    ::unlinkat(m_spool.dir(JobState::processing), m_spare_log_name.c_str(), 0);
+  }
   return 0;
 }
 
