@@ -30,14 +30,17 @@ assert_contains "$OUT" "out"
 assert_contains "$OUT" "err"
 assert_contains "$OUT" "attempt 1 of 4"
 
-# While a job runs: it is in processing/ with its log, and worker status names it.
-q enqueue '{"id":"slow","command":"echo started; sleep 2"}' >/dev/null
+# While a job runs: it is in processing/ with its log, and worker status names it. The job
+# runs until the test has looked (it waits for a file the test creates), however slow
+# the machine.
+q enqueue "{\"id\":\"slow\",\"command\":\"echo started; while [ ! -e '$T/go' ]; do sleep 0.05; done\"}" >/dev/null
 wait_until 10 is_state slow processing
 wait_until 10 test -f "$S/processing/slow.log"
 assert_eq "$(q show slow | json "j['attempts']")" 1 "attempts while running"
 wait_until 10 sh -c "'$QUEUECTL' worker status --json | grep -q '\"slow\"'"
 expect 0 q worker status
 assert_contains "$OUT" "slow"
+touch "$T/go"
 wait_until 20 is_state slow completed
 
 # Environment of a job: cwd and env honoured, QUEUECTL_JOB_ID set.

@@ -3,8 +3,9 @@
 
 q config set backoff-base 1
 RUNS="$T/runs"
-# Each run records its start and end; the first run takes 3 s.
-q enqueue "{\"id\":\"crash\",\"max_retries\":3,\"command\":\"echo start \$(date +%s.%N) >>$RUNS; sleep 3; echo end \$(date +%s.%N) >>$RUNS\"}" >/dev/null
+# Each run records its start and end; a run lasts until the test creates $T/go, so the
+# first one is still running while the test looks, however slow the machine.
+q enqueue "{\"id\":\"crash\",\"max_retries\":3,\"command\":\"echo start \$(date +%s.%N) >>$RUNS; while [ ! -e $T/go ]; do sleep 0.05; done; echo end \$(date +%s.%N) >>$RUNS\"}" >/dev/null
 start_workers 1
 wait_until 10 grep -q start "$RUNS"
 W=$(q worker status --json | json "j[0]['pid']")
@@ -12,6 +13,8 @@ kill -9 "$W"
 # The supervisor replaces the worker; the command is still running and holds the lock.
 wait_until 10 sh -c "'$QUEUECTL' worker status --json | grep -q '\"pid\"' && ! '$QUEUECTL' worker status --json | grep -q '\"pid\": $W,'"
 assert_eq "$(state_of crash)" processing "state while the orphaned command runs"
+assert_eq "$(grep -c start "$RUNS")" 1 "runs while the orphaned command runs"
+touch "$T/go"
 wait_until 30 is_state crash completed
 q show crash >"$T/c.json"
 assert_eq "$(json "j['attempts']" <"$T/c.json")" 2 "attempts (the lost run counts)"
