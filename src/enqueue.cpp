@@ -156,7 +156,6 @@ std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, con
           const Json base = parse_object(lines[i].text);
           explicit_id[i] = o.id || base.contains("id");
           const Job job = make_job(base, o, d, now, fresh_ids.empty() ? nullptr : &fresh_ids[i]);
-          staged[i].id = job.id();
           spool.stage_new(job, false, staged[i]);
         } catch (const Error& e) {
           std::size_t seen = first_bad.load();

@@ -220,7 +220,7 @@ void Spool::discard(const std::vector<Staged>& staged, std::size_t from) const {
   }
 }
 
-std::vector<std::string> Spool::publish(std::vector<Staged>& staged, bool synced) {
+std::vector<std::string> Spool::publish(const std::vector<Staged>& staged, bool synced) {
   if (!synced) {
     try {
       // One flush for the data of the whole batch instead of one fsync per file.

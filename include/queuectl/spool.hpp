@@ -141,7 +141,7 @@ public:
     std::string tmp; // empty: not written
   };
   void stage_new(const Job& job, bool sync, Staged& out) const;
-  std::vector<std::string> publish(std::vector<Staged>& staged, bool synced);
+  std::vector<std::string> publish(const std::vector<Staged>& staged, bool synced);
   void discard(const std::vector<Staged>& staged, std::size_t from = 0) const;
 
   // Number of jobs per state, by counting directory entries (no job file is read).
