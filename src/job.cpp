@@ -237,6 +237,18 @@ void Job::fill_new(const JobDefaults& defaults, Micros now) {
   }
 }
 
+void Job::read_from(JobState dir) {
+  if (dir == JobState::processing && !run_recorded()) {
+    m_json["attempts"] = attempts() + 1;
+  }
+  set_state(dir);
+}
+
+bool Job::run_recorded() const {
+  const auto it = m_json.find("state");
+  return it != m_json.end() && it->is_string() && it->get_ref<const std::string&>() == state_name(JobState::processing);
+}
+
 std::string Job::id() const { return m_json.value("id", std::string()); }
 
 std::string Job::command() const { return m_json.value("command", std::string()); }

@@ -46,6 +46,24 @@ JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now)
   return JobState::dead;
 }
 
+void start_run(Job& job, const std::string& id, int fd, const JobDefaults& defaults, Micros now) {
+  Json& j = job.json();
+  if (!j.contains("id")) {
+    j["id"] = id; // a drop-in without an id is named by its file
+  }
+  if (!j.contains("created_at")) {
+    // A drop-in: it takes the spool's defaults now, as the contract says.
+    struct stat st {};
+    Micros created = now;
+    if (::fstat(fd, &st) == 0) {
+      created = static_cast<Micros>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
+    }
+    j["created_at"] = format_time(created);
+  }
+  job.fill_new(defaults, now);
+  j["attempts"] = job.attempts() + 1;
+}
+
 namespace {
 
 std::string file_of(const std::string& id) { return job_file(id); }
@@ -96,20 +114,7 @@ ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Mic
     *due = *when;
     return ClaimOutcome::not_due;
   }
-  if (!j.contains("id")) {
-    job.json()["id"] = e.id; // a drop-in without an id is named by its file
-  }
-  if (e.from == JobState::pending && !j.contains("created_at")) {
-    // A drop-in: it takes the spool's defaults now, as the contract says.
-    struct stat st {};
-    Micros created = now;
-    if (::fstat(locked->lock.get(), &st) == 0) {
-      created = static_cast<Micros>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
-    }
-    job.json()["created_at"] = format_time(created);
-  }
-  job.fill_new(cfg.job_defaults(), now);
-  job.json()["attempts"] = job.attempts() + 1;
+  start_run(job, e.id, locked->lock.get(), cfg.job_defaults(), now);
   spool.rename_job(*locked, JobState::processing);
   StagedRewrite staged = spool.stage_rewrite(*locked, job, spares);
   out = Claim{std::move(*locked), std::move(job), std::move(staged)};
@@ -183,6 +188,10 @@ std::vector<Recovered> recover_abandoned(Spool& spool) {
         continue;
       }
       Job job(std::move(j));
+      if (!job.run_recorded()) {
+        // Claimed, its command started (or about to), the file not yet rewritten.
+        start_run(job, id, locked->lock.get(), cfg.job_defaults(), now);
+      }
       const JobState to = record_run(job, RunResult{std::nullopt, "worker died"}, cfg, now);
       spool.move(*locked, to, job, true);
       record_stats(spool, stats_event(to, std::nullopt));

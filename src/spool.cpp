@@ -180,7 +180,7 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
         fail(fmt::format("job file '{}' is not a JSON object", path_of(s, f)));
       }
       Job job(std::move(j));
-      job.set_state(s);
+      job.read_from(s);
       return StoredJob{s, std::move(job)};
     }
   }
@@ -316,7 +316,7 @@ std::vector<StoredJob> Spool::list(JobState s) const {
       continue;
     }
     Job job(std::move(j));
-    job.set_state(s);
+    job.read_from(s);
     std::string key = job.json().value("created_at", std::string());
     if (const auto t = parse_time(key)) {
       key = format_time(*t); // normalise offsets so that strings sort as times
@@ -411,6 +411,7 @@ StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job, Spares* sp
   job.set_state(locked.state);
   job.touch(now_micros());
   StagedRewrite st;
+  st.state = locked.state;
   st.content = job.dump();
   if (spares && !spares->m_unsupported) {
     st.fd = fill_spare(*spares, locked.state, st.content);
@@ -469,6 +470,14 @@ void Spool::commit_rewrite(LockedJob& locked, StagedRewrite& st, bool sync) {
   // Without an exchange the old inode is gone from every directory; its lock goes with it.
   locked.lock = std::move(st.fd);
   locked.content = std::move(st.content);
+}
+
+void Spool::discard_rewrite(StagedRewrite& st) const {
+  if (!st.spares && !st.tmp.empty() && st.fd) {
+    ::unlinkat(dir(st.state), st.tmp.c_str(), 0);
+  }
+  st.fd.reset();
+  st.tmp.clear();
 }
 
 void Spool::rewrite(LockedJob& locked, Job& job, bool sync, Spares* spares) {

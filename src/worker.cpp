@@ -36,6 +36,9 @@ constexpr Micros k_recover_every = 4'000'000;   // abandoned jobs are found with
 constexpr Micros k_rescan_every = 60'000'000;   // backstop in case inotify missed something
 constexpr Micros k_kill_grace = 2'000'000;      // SIGTERM -> SIGKILL
 constexpr Micros k_clean_every = 600'000'000;   // temporaries left by crashed processes
+// A run's start is written into the job file only once the run has lasted this long: a
+// shorter run's outcome is written instead (see claim_job in lifecycle.hpp).
+constexpr Micros k_record_start_after = 50'000;
 constexpr auto k_group_window = std::chrono::milliseconds(20); // see Committer
 constexpr std::size_t k_group_max = 32;
 
@@ -137,6 +140,7 @@ struct Running {
   pid_t pid = 0;
   Fd log;
   Micros started = 0;
+  bool start_recorded = false; // the staged rewrite is committed
   Micros deadline = 0; // 0: no timeout
   Micros kill_at = 0;  // SIGKILL the group at this time (after SIGTERM)
   bool timed_out = false;
@@ -160,6 +164,7 @@ private:
   void launch(Claim c, Micros now);
   void finish(int status, Micros now);
   void conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
+  void record_start();
   void recover();
   void prepare_log();
   Fd open_log(const std::string& id);
@@ -402,11 +407,6 @@ void Worker::launch(Claim c, Micros now) {
   } catch (const Error& e) {
     spawn_error = e.what();
   }
-  try {
-    m_spool.commit_rewrite(c.locked, c.staged, false); // the attempt is counted on disk
-  } catch (const Error& e) {
-    m_log(fmt::format("cannot record the start of job {}: {}", id, e.what()));
-  }
   if (spawn_error) {
     if (log) {
       const std::string line = *spawn_error + "\n";
@@ -424,6 +424,17 @@ void Worker::launch(Claim c, Micros now) {
   const double t = r.claim.job.timeout();
   r.deadline = t > 0 ? now + seconds_to_micros(t) : 0;
   m_run = std::move(r);
+}
+
+// The run has lasted: its start goes into the job file (attempts, state processing).
+void Worker::record_start() {
+  m_run->start_recorded = true;
+  try {
+    m_spool.commit_rewrite(m_run->claim.locked, m_run->claim.staged, false);
+  } catch (const Error& e) {
+    // Nothing lost: the file keeps its old content, which readers count the run for.
+    m_log(fmt::format("cannot record the start of job {}: {}", m_run->claim.locked.id, e.what()));
+  }
 }
 
 void Worker::finish(int status, Micros now) {
@@ -463,6 +474,7 @@ void Worker::conclude(Claim c, const RunResult& r, Micros now, std::optional<dou
                       to == JobState::failed ? "will retry at " + c.job.json().value("next_run_at", std::string())
                                              : "moved to the dead-letter queue"));
   }
+  m_spool.discard_rewrite(c.staged); // committed already, or superseded by the outcome
   m_committer.push(Committer::Item{std::move(c.locked), std::move(c.job), to, stats_event(to, seconds)});
 }
 
@@ -482,6 +494,9 @@ int Worker::poll_timeout(Micros now) const {
     next = std::min(next, *due);
   }
   if (m_run) {
+    if (!m_run->start_recorded) {
+      next = std::min(next, m_run->started + k_record_start_after);
+    }
     if (m_run->deadline > 0 && !m_run->timed_out) {
       next = std::min(next, m_run->deadline);
     }
@@ -540,6 +555,9 @@ int Worker::run(int ready_fd) {
       m_next_clean = now + k_clean_every;
     }
     if (m_run) {
+      if (!m_run->start_recorded && now >= m_run->started + k_record_start_after) {
+        record_start();
+      }
       if (m_run->deadline > 0 && !m_run->timed_out && now >= m_run->deadline) {
         m_run->timed_out = true;
         signal_group(m_run->pid, SIGTERM);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 using namespace queuectl;
 namespace fs = std::filesystem;
@@ -18,6 +19,11 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string add(Spool& s, const std::string& json) { return enqueue_one(s, Job::parse(json).json(), {}); }
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 IndexEntry entry_for(const Spool& s, const std::string& id, JobState from = JobState::pending) {
   const auto text = sys::read_file_at(s.dir(from), job_file(id), id);
@@ -64,9 +70,32 @@ TEST_CASE("claim_job: exactly one of two claimers wins", "[lifecycle]") {
   REQUIRE(a);
   CHECK(a->job.attempts() == 1);
   CHECK(s.find(id) == JobState::processing);
-  CHECK(s.load(id).job.attempts() == 0); // staged, not yet in place
+  const fs::path file = dir.path() / "processing" / (id + ".json");
+  // The file keeps its pending/ content until the run lasts; being in processing/ is
+  // what records the run, and readers count it.
+  CHECK(Json::parse(read_text(file))["attempts"] == 0);
+  CHECK(Json::parse(read_text(file))["state"] == "pending");
+  CHECK(s.load(id).job.attempts() == 1);
+  CHECK(s.list(JobState::processing).at(0).job.attempts() == 1);
   s.commit_rewrite(a->locked, a->staged, false);
-  CHECK(s.load(id).job.attempts() == 1); // counted on disk once the run starts
+  CHECK(Json::parse(read_text(file))["attempts"] == 1);
+  CHECK(Json::parse(read_text(file))["state"] == "processing");
+  CHECK(s.load(id).job.attempts() == 1); // counted once, not again
+}
+
+TEST_CASE("claim_job: a staged rewrite that is discarded leaves nothing behind", "[lifecycle]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string id = add(s, R"({"command":"true"})");
+  std::optional<Claim> c;
+  Micros due = 0;
+  REQUIRE(claim_job(s, Config(), entry_for(s, id), now_micros(), c, &due) == ClaimOutcome::claimed);
+  CHECK(std::distance(fs::directory_iterator(dir.path() / "processing"), fs::directory_iterator()) == 2);
+  s.discard_rewrite(c->staged);
+  CHECK(std::distance(fs::directory_iterator(dir.path() / "processing"), fs::directory_iterator()) == 1);
+  s.move(c->locked, JobState::completed, c->job, true);
+  CHECK(s.load(id).job.attempts() == 1);
+  CHECK(Json::parse(read_text(dir.path() / "done" / (id + ".json")))["attempts"] == 1);
 }
 
 TEST_CASE("claim_job: a job that is not due yet stays", "[lifecycle]") {
@@ -121,7 +150,8 @@ TEST_CASE("recover_abandoned: a processing job whose lock is free", "[lifecycle]
   TempDir dir;
   Spool s = Spool::open(dir.path());
   SECTION("counts as a failed attempt and retries") {
-    std::ofstream(dir.path() / "processing" / "r.json") << R"({"command":"true","id":"r","attempts":1,"max_retries":3})";
+    std::ofstream(dir.path() / "processing" / "r.json")
+        << R"({"command":"true","id":"r","state":"processing","attempts":1,"max_retries":3})";
     const auto rec = recover_abandoned(s);
     REQUIRE(rec.size() == 1);
     CHECK(rec[0].to == JobState::failed);
@@ -130,6 +160,20 @@ TEST_CASE("recover_abandoned: a processing job whose lock is free", "[lifecycle]
     CHECK(j["last_error"] == "worker died");
     CHECK(j["attempts"] == 1);
     CHECK(j["next_run_at"].is_string());
+  }
+  SECTION("a claimed file whose run was not written yet: the run is counted once") {
+    std::ofstream(dir.path() / "processing" / "r.json")
+        << R"({"command":"true","id":"r","state":"failed","attempts":1,"max_retries":3})";
+    std::ofstream(dir.path() / "processing" / "m.json") << R"({"command":"true"})"; // a drop-in
+    CHECK(recover_abandoned(s).size() == 2);
+    CHECK(s.load("r").job.attempts() == 2);
+    CHECK(s.load("r").job.json()["last_error"] == "worker died");
+    const StoredJob m = s.load("m");
+    CHECK(m.state == JobState::failed);
+    CHECK(m.job.attempts() == 1);
+    CHECK(m.job.json()["id"] == "m");
+    CHECK(m.job.json()["created_at"].is_string());
+    CHECK(m.job.json()["max_retries"] == 3);
   }
   SECTION("out of retries: dead") {
     std::ofstream(dir.path() / "processing" / "r.json") << R"({"command":"true","id":"r","attempts":4,"max_retries":3})";

@@ -73,6 +73,14 @@ public:
   std::optional<Micros> due_at() const;
 
   void set_state(JobState s) { m_json["state"] = std::string(state_name(s)); }
+  // For a job read from directory `dir`: sets its state from the directory. A file in
+  // processing/ whose content does not say "processing" yet is a claimed job whose run has
+  // started but whose content the worker has not rewritten (a worker writes the start of a
+  // run only once the run lasts, see lifecycle.hpp): that run is counted here, so every
+  // reader shows the attempts a run's start adds.
+  void read_from(JobState dir);
+  // Whether the content already records the run that its being in processing/ means.
+  bool run_recorded() const;
   void touch(Micros now) { m_json["updated_at"] = format_time(now); }
 
   // The file content: compact JSON and a newline.

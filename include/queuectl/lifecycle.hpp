@@ -29,10 +29,14 @@ StatsEvent stats_event(JobState to, std::optional<double> completed_seconds);
 // it goes: completed; failed when attempts <= max_retries (a retry remains); else dead.
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now);
 
+// What claiming adds to a job: the id and created_at (the mtime of the file open as `fd`)
+// a drop-in may lack, the spool's defaults, and the run it starts (attempts + 1).
+void start_run(Job& job, const std::string& id, int fd, const JobDefaults& defaults, Micros now);
+
 struct Claim {
   LockedJob locked;     // in processing/, locked, content as it was in pending/
-  Job job;              // attempts already incremented
-  StagedRewrite staged; // `job` written and locked, to be committed once the run started
+  Job job;              // start_run applied: attempts already counts this run
+  StagedRewrite staged; // `job` written and locked, to be committed if the run lasts
 };
 
 enum class ClaimOutcome { claimed, gone, not_due, quarantined };
@@ -40,10 +44,15 @@ enum class ClaimOutcome { claimed, gone, not_due, quarantined };
 // Tries to claim the indexed job: lock it, check it (a drop-in is validated and given
 // its defaults; an invalid one goes to dead/ with why), move it to processing/ and stage
 // its new content with the attempt counted. The caller starts the command, letting it
-// inherit both locks (`locked.lock` and `staged.fd`), and then commits the rewrite: the
-// fdatasync overlaps the command's start, and whichever file holds the name, the running
-// command holds its lock. `not_due` sets `*due` (the index was stale). Throws Error only
-// for I/O. `spares` (optional): the staged content goes through a spare file.
+// inherit both locks (`locked.lock` and `staged.fd`, so that whichever file holds the
+// name, the running command holds its lock), and commits the staged rewrite once the run
+// has lasted a while; a run that ends sooner goes straight to its outcome's rewrite and
+// the staged one is discarded (Spool::discard_rewrite). Until then the file in
+// processing/ still has its pending/ content: being in processing/ is what records that
+// a run started, and readers (Job::read_from) and recovery count that run. This saves a
+// short job a durable write (an fdatasync) on the path every job takes.
+// `not_due` sets `*due` (the index was stale). Throws Error only for I/O. `spares`
+// (optional): the staged content goes through a spare file.
 ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Micros now,
                        std::optional<Claim>& out, Micros* due, Spares* spares = nullptr);
 

@@ -57,6 +57,7 @@ class Spares;
 // A new content for a job, written and locked but not yet in place (see stage_rewrite).
 struct StagedRewrite {
   Fd fd;
+  JobState state = JobState::pending; // the directory of tmp
   std::string tmp;
   std::string content;
   Spares* spares = nullptr; // tmp is that Spares' file: exchanged with the job's name
@@ -183,6 +184,9 @@ public:
   // by remove_stale_temps(). With `spares`, a spare file is filled and later exchanged.
   StagedRewrite stage_rewrite(const LockedJob& locked, Job& job, Spares* spares = nullptr) const;
   void commit_rewrite(LockedJob& locked, StagedRewrite& staged, bool sync);
+  // Drops a staged rewrite that will not be committed: a temporary is removed, a spare
+  // stays its Spares' spare.
+  void discard_rewrite(StagedRewrite& staged) const;
 
   // Moves a locked job's file (its log first) to `to`, content unchanged. Throws
   // Error(failure) if `to` already holds that id.

@@ -36,7 +36,10 @@ assert_contains "$OUT" "attempt 1 of 4"
 q enqueue "{\"id\":\"slow\",\"command\":\"echo started; while [ ! -e '$T/go' ]; do sleep 0.05; done\"}" >/dev/null
 wait_until 10 is_state slow processing
 wait_until 10 test -f "$S/processing/slow.log"
-assert_eq "$(q show slow | json "j['attempts']")" 1 "attempts while running"
+assert_eq "$(q show slow | json "j['attempts'], j['state']")" "1 processing" "attempts while running"
+# A run that lasts gets its start written into the file itself (after 50 ms).
+raw_started() { [ "$(json "j['attempts'], j['state']" <"$S/processing/slow.json")" = "1 processing" ]; }
+wait_until 10 raw_started
 wait_until 10 sh -c "'$QUEUECTL' worker status --json | grep -q '\"slow\"'"
 expect 0 q worker status
 assert_contains "$OUT" "slow"
