@@ -10,7 +10,9 @@
 //   SPOOL/config.json
 //
 // Protocol (all directories are on one file system):
-// - A job's state is the directory its file is in; the `state` field mirrors it.
+// - A job's state is the directory its file is in; the `state` field mirrors it, except
+//   in processing/ during a run's first moments: the claim's rename records the run's
+//   start before the file's content does (see Job::read_from and claim_job).
 // - A state change is one renameat2(RENAME_NOREPLACE) of <id>.json (its <id>.log moves
 //   just before it), so a job is in exactly one directory at every instant and is never
 //   overwritten.
