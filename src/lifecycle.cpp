@@ -56,7 +56,7 @@ void start_run(Job& job, const std::string& id, int fd, const JobDefaults& defau
     struct stat st {};
     Micros created = now;
     if (::fstat(fd, &st) == 0) {
-      created = static_cast<Micros>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
+      created = sys::mtime_micros(st);
     }
     j["created_at"] = format_time(created);
   }

@@ -163,7 +163,7 @@ std::string prometheus_metrics(const Spool& spool) {
     }
     struct stat st {};
     if (::fstatat(pending, std::string(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      const Micros t = static_cast<Micros>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
+      const Micros t = sys::mtime_micros(st);
       if (oldest == 0 || t < oldest) {
         oldest = t;
       }

@@ -90,6 +90,10 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& display,
   return fd;
 }
 
+std::int64_t mtime_micros(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
+}
+
 std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display) {
   Fd fd = open_regular_at(dir, name, display);
   if (!fd) {

@@ -235,7 +235,7 @@ void Worker::index_file(JobState s, std::string_view name) {
   }
   struct stat st {};
   ::fstat(fd.get(), &st);
-  const Micros mtime = static_cast<Micros>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
+  const Micros mtime = sys::mtime_micros(st);
   std::string content;
   try {
     content = sys::read_all(fd.get(), m_spool.path_of(s, file));

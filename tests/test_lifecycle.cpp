@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <iterator>
 
 using namespace queuectl;
 namespace fs = std::filesystem;
@@ -20,9 +19,9 @@ namespace {
 
 std::string add(Spool& s, const std::string& json) { return enqueue_one(s, Job::parse(json).json(), {}); }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+// The job file's content as it is on disk (not as Spool's readers present it).
+Json raw(const Spool& s, JobState st, const std::string& id) {
+  return Json::parse(sys::read_file_at(s.dir(st), job_file(id), id).value_or("null"));
 }
 
 IndexEntry entry_for(const Spool& s, const std::string& id, JobState from = JobState::pending) {
@@ -70,16 +69,15 @@ TEST_CASE("claim_job: exactly one of two claimers wins", "[lifecycle]") {
   REQUIRE(a);
   CHECK(a->job.attempts() == 1);
   CHECK(s.find(id) == JobState::processing);
-  const fs::path file = dir.path() / "processing" / (id + ".json");
   // The file keeps its pending/ content until the run lasts; being in processing/ is
   // what records the run, and readers count it.
-  CHECK(Json::parse(read_text(file))["attempts"] == 0);
-  CHECK(Json::parse(read_text(file))["state"] == "pending");
+  CHECK(raw(s, JobState::processing, id)["attempts"] == 0);
+  CHECK(raw(s, JobState::processing, id)["state"] == "pending");
   CHECK(s.load(id).job.attempts() == 1);
   CHECK(s.list(JobState::processing).at(0).job.attempts() == 1);
   s.commit_rewrite(a->locked, a->staged, false);
-  CHECK(Json::parse(read_text(file))["attempts"] == 1);
-  CHECK(Json::parse(read_text(file))["state"] == "processing");
+  CHECK(raw(s, JobState::processing, id)["attempts"] == 1);
+  CHECK(raw(s, JobState::processing, id)["state"] == "processing");
   CHECK(s.load(id).job.attempts() == 1); // counted once, not again
 }
 
@@ -95,7 +93,7 @@ TEST_CASE("claim_job: a staged rewrite that is discarded leaves nothing behind",
   CHECK(std::distance(fs::directory_iterator(dir.path() / "processing"), fs::directory_iterator()) == 1);
   s.move(c->locked, JobState::completed, c->job, true);
   CHECK(s.load(id).job.attempts() == 1);
-  CHECK(Json::parse(read_text(dir.path() / "done" / (id + ".json")))["attempts"] == 1);
+  CHECK(raw(s, JobState::completed, id)["attempts"] == 1);
 }
 
 TEST_CASE("claim_job: a job that is not due yet stays", "[lifecycle]") {

@@ -32,6 +32,9 @@ Fd open_dir_at(int dir, const std::string& name, const std::string& display);
 // does not exist; throws Error if it exists but is not a regular file or cannot be opened.
 Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags = O_RDONLY);
 
+// A file's modification time in microseconds since the epoch.
+std::int64_t mtime_micros(const struct stat& st);
+
 // Reads a whole regular file; nullopt when it does not exist.
 std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display);
 
