@@ -210,6 +210,16 @@ def latency_queuectl(n):
         q(sp, "worker", "stop")
 
 
+def latency_floor(n):
+    """The job's own command started directly, with no queue: what a dispatch cannot go
+    below on this machine in this hour."""
+    fifo = os.path.join(fresh("lat-floor"), "fifo")
+    os.mkfifo(fifo)
+    out = subprocess.run([compile_c("latency_floor"), str(n), fifo], check=True, stdout=subprocess.PIPE, text=True).stdout
+    xs = [float(x) for x in out.split()]
+    return xs, xs
+
+
 def latency_nq(n):
     env = dict(os.environ, NQDIR=fresh("lat-nq"))
     result = measure_latency(n, "lat-nq", lambda cmd: ["nq", "-q", "sh", "-c", cmd], env)
@@ -274,9 +284,10 @@ def bench_dispatch():
     n_drain = 2000 if QUICK else 10000
     say("## Dispatch latency and drain throughput (issue 3)")
     say()
-    lat = {"queuectl": [[], []], "nq": [[], []], "task-spooler": [[], []]}
+    lat = {"floor": [[], []], "queuectl": [[], []], "nq": [[], []], "task-spooler": [[], []]}
     for _ in range(REPS):
-        for name, fn in (("queuectl", latency_queuectl), ("nq", latency_nq), ("task-spooler", latency_tsp)):
+        for name, fn in (("floor", latency_floor), ("queuectl", latency_queuectl), ("nq", latency_nq),
+                         ("task-spooler", latency_tsp)):
             r, c = fn(n_lat)
             lat[name][0] += r
             lat[name][1] += c
@@ -285,6 +296,10 @@ def bench_dispatch():
     say("| system | median from enqueue's return | p99 from return | median from the enqueue call | p99 from call |")
     say("|---|---:|---:|---:|---:|")
     for name, (r, c) in lat.items():
+        if name == "floor":
+            say(f"| floor: `bench/latency_floor.c` starts the same command, no queue | {med(r) * 1000:.2f} ms | "
+                f"{pct(r, 99) * 1000:.2f} ms | | |")
+            continue
         say(f"| {name} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | {pct(c, 99) * 1000:.2f} ms |")
     say()
     floor_exe = compile_c("spawn_floor")
