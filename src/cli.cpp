@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 namespace queuectl::cli {
@@ -33,6 +36,22 @@ JobState state_arg(const std::string& s, bool allow_all_states = true) {
                                            : "completed (or done) or dead"));
   }
   return *st;
+}
+
+// A check on a numeric option that says in words what it expects (CLI11's own
+// NonNegativeNumber quotes the largest double, and a failed conversion says "Could not
+// convert"). `what` completes "expected ...".
+CLI::Validator number_check(bool integer, double min, const char* what) {
+  return CLI::Validator(
+      [=](std::string& s) {
+        char* end = nullptr;
+        errno = 0;
+        const double v =
+            integer ? static_cast<double>(std::strtoll(s.c_str(), &end, 10)) : std::strtod(s.c_str(), &end);
+        const bool ok = !s.empty() && *end == '\0' && errno == 0 && std::isfinite(v) && v >= min;
+        return ok ? std::string() : fmt::format("expected {}, got '{}'", what, s);
+      },
+      "");
 }
 
 std::string shorten(std::string s, std::size_t n) {
@@ -147,6 +166,10 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
                                         "/var/spool/queuectl for root, else ~/.local/state/queuectl)")
       ->type_name("DIR");
 
+  const CLI::Validator integer = number_check(true, -INFINITY, "an integer");
+  const CLI::Validator count_check = number_check(true, 0, "an integer >= 0");
+  const CLI::Validator seconds = number_check(false, 0, "a number of seconds >= 0");
+
   // enqueue
   auto* enq = app.add_subcommand("enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command");
   std::string enq_json;
@@ -158,14 +181,15 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
       ->type_name("JSON|-");
   auto* c_opt = enq->add_option("--command", o_command, "shell command to run (instead of a JSON job)")->type_name("CMD");
   auto* id_opt = enq->add_option("--id", o_id, "job id (default: generated, time-ordered)")->type_name("ID");
-  auto* p_opt = enq->add_option("--priority", o_priority, "higher runs first (default: config priority)")->type_name("N");
+  auto* p_opt = enq->add_option("--priority", o_priority, "higher runs first (default: config priority)")
+                    ->type_name("N")->check(integer);
   auto* r_opt = enq->add_option("--max-retries", o_max_retries, "retries after the first failure")
-                    ->type_name("N")->check(CLI::NonNegativeNumber);
+                    ->type_name("N")->check(count_check);
   auto* t_opt = enq->add_option("--timeout", o_timeout, "seconds before the job is killed (0 = none)")
-                    ->type_name("SEC")->check(CLI::NonNegativeNumber);
+                    ->type_name("SEC")->check(seconds);
   auto* at_opt = enq->add_option("--run-at", o_run_at, "do not run before this RFC 3339 time")->type_name("TIME");
   auto* d_opt = enq->add_option("--delay", o_delay, "do not run for this many seconds")
-                    ->type_name("SEC")->check(CLI::NonNegativeNumber);
+                    ->type_name("SEC")->check(seconds);
   at_opt->excludes(d_opt);
 
   // status, list, show
@@ -177,7 +201,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   std::size_t limit = 0;
   list->add_option("--state", list_state, "only this state: pending, processing, failed, completed (done), dead")
       ->type_name("STATE");
-  auto* limit_opt = list->add_option("--limit", limit, "print at most N jobs")->type_name("N");
+  auto* limit_opt = list->add_option("--limit", limit, "print at most N jobs")->type_name("N")->check(count_check);
   list->add_flag("--json", json, "print a JSON array of the jobs as stored");
   auto* show = app.add_subcommand("show", "print a job's JSON");
   std::string job_id;
@@ -197,7 +221,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   std::string purge_state;
   purge->add_option("--state", purge_state, "completed (or done) or dead")->required()->type_name("STATE");
   auto* purge_age = purge->add_option("--older-than", older_than, "only jobs last updated more than SEC seconds ago")
-                        ->type_name("SEC")->check(CLI::NonNegativeNumber);
+                        ->type_name("SEC")->check(seconds);
 
   // dlq
   auto* dlq = app.add_subcommand("dlq", "the dead-letter queue: list, retry, purge");
@@ -212,7 +236,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   ids_opt->excludes(all_opt);
   auto* dlq_purge = dlq->add_subcommand("purge", "delete dead jobs (and their logs and original files)");
   auto* dlq_age = dlq_purge->add_option("--older-than", older_than, "only jobs last updated more than SEC seconds ago")
-                      ->type_name("SEC")->check(CLI::NonNegativeNumber);
+                      ->type_name("SEC")->check(seconds);
 
   // config
   auto* config = app.add_subcommand("config", "show and change the spool's settings");
@@ -270,7 +294,13 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
         }
         ov.run_at = *t;
       }
-      if (d_opt->count()) ov.run_at = now_micros() + seconds_to_micros(o_delay);
+      if (d_opt->count()) {
+        ov.run_at = later_by(now_micros(), o_delay);
+        if (*ov.run_at == k_latest_time) {
+          bad_usage(fmt::format("--delay {} is too far in the future: the latest time a job can run at is {}", o_delay,
+                                format_time(k_latest_time)));
+        }
+      }
       if (enq_json == "-") {
         std::string ids;
         for (const std::string& id : enqueue_lines(spool, read_stdin(), ov)) {
@@ -390,7 +420,8 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
             text += fmt::format("{:<8} {:<11} {:<28} {}\n", w.pid, w.supervisor, w.since, w.job.value_or("-"));
           }
         }
-        out(text.empty() ? text : fmt::format("{:<8} {:<11} {:<28} {}\n", "PID", "SUPERVISOR", "SINCE", "JOB") + text);
+        out(text.empty() ? std::string("no workers running\n")
+                         : fmt::format("{:<8} {:<11} {:<28} {}\n", "PID", "SUPERVISOR", "SINCE", "JOB") + text);
       }
     }
     return 0;

@@ -154,6 +154,11 @@ std::optional<Micros> parse_time(std::string_view s) {
   return secs * 1'000'000 + frac;
 }
 
+Micros later_by(Micros t, double seconds) {
+  const Micros d = seconds_to_micros(seconds);
+  return t >= k_latest_time || d >= k_latest_time - t ? k_latest_time : t + d;
+}
+
 Micros seconds_to_micros(double seconds) {
   const double us = std::round(seconds * 1e6);
   if (us >= static_cast<double>(std::numeric_limits<Micros>::max())) {

@@ -40,7 +40,7 @@ JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now)
   j["last_error"] = r.error;
   if (job.attempts() <= job.max_retries()) {
     const double delay = backoff_seconds(job.attempts(), cfg.backoff_base(), cfg.backoff_max());
-    j["next_run_at"] = format_time(now + seconds_to_micros(delay));
+    j["next_run_at"] = format_time(later_by(now, delay));
     return JobState::failed;
   }
   return JobState::dead;

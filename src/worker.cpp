@@ -422,7 +422,7 @@ void Worker::launch(Claim c, Micros now) {
   r.log = std::move(log);
   r.started = now;
   const double t = r.claim.job.timeout();
-  r.deadline = t > 0 ? now + seconds_to_micros(t) : 0;
+  r.deadline = t > 0 ? later_by(now, t) : 0;
   m_run = std::move(r);
 }
 

@@ -21,6 +21,14 @@ TEST_CASE("parse_time: RFC 3339 forms", "[clock]") {
   }
 }
 
+TEST_CASE("later_by: saturates at the latest writable time", "[clock]") {
+  CHECK(later_by(1'000'000, 2.5) == 3'500'000);
+  CHECK(later_by(now_micros(), 1e300) == k_latest_time);
+  CHECK(later_by(k_latest_time - 1, 1) == k_latest_time);
+  CHECK(format_time(k_latest_time) == "9999-12-31T23:59:59.999999Z");
+  CHECK(parse_time(format_time(k_latest_time)) == k_latest_time);
+}
+
 TEST_CASE("parse_time: rejects what is not a time", "[clock]") {
   for (const char* bad : {"", "tomorrow", "2026-11-23", "2026-11-23T05:00:00", "2026-13-01T00:00:00Z",
                           "2026-02-30T00:00:00Z", "2026-11-23T25:00:00Z", "2026-11-23T05:00:00.Z",

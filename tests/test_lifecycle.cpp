@@ -51,6 +51,12 @@ TEST_CASE("record_run: done, failed with next_run_at, then dead", "[lifecycle]")
   CHECK(j.json()["exit_code"] == 3);
   CHECK(j.json()["last_error"] == "exit status 3");
 
+  Config far;
+  far.set("backoff-base", "1e300"); // a due time past what RFC 3339 can write: the latest
+  far.set("backoff-max", "1e300");
+  CHECK(record_run(j, RunResult{3, "exit status 3"}, far, 1'000'000) == JobState::failed);
+  CHECK(j.json()["next_run_at"] == format_time(k_latest_time));
+
   j.json()["attempts"] = 2; // the second run: out of retries (max_retries + 1 runs)
   CHECK(record_run(j, RunResult{3, "exit status 3"}, cfg, 0) == JobState::dead);
   CHECK_FALSE(j.json().contains("next_run_at"));

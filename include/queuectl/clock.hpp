@@ -22,4 +22,11 @@ std::optional<Micros> parse_time(std::string_view text);
 // Seconds (may be fractional) to microseconds, saturating.
 Micros seconds_to_micros(double seconds);
 
+// The latest time format_time writes with a four-digit year, which parse_time reads back.
+constexpr Micros k_latest_time = 253'402'300'799'999'999; // 9999-12-31T23:59:59.999999Z
+
+// t plus seconds (>= 0), saturating at k_latest_time: a deadline or a due time that far
+// off means "never" and must not overflow.
+Micros later_by(Micros t, double seconds);
+
 } // namespace queuectl

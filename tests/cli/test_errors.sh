@@ -23,6 +23,18 @@ check_nothing_changed
 expect 2 q enqueue --command x --id "$(printf 'x%.0s' $(seq 129))"
 expect 2 q enqueue --command x --priority abc
 assert_one_error_line
+assert_contains "$ERR" "--priority: expected an integer, got 'abc'"
+for opt in '--delay -1' '--delay nan' '--timeout -0.5' '--max-retries 1.5' '--delay 1e300'; do
+  expect 2 q enqueue --command x $opt
+  assert_one_error_line
+  check_nothing_changed
+done
+assert_contains "$ERR" "too far in the future"
+expect 2 q list --limit -1
+assert_one_error_line
+assert_contains "$ERR" "--limit: expected an integer >= 0, got '-1'"
+expect 2 q purge --state dead --older-than soon
+assert_one_error_line
 expect 2 q enqueue --command x --run-at yesterday
 assert_one_error_line
 expect 2 q enqueue --command x --run-at 2030-01-01T00:00:00Z --delay 5

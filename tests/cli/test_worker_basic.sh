@@ -3,6 +3,8 @@
 
 expect 0 q worker status --json
 assert_eq "$OUT" "[]"
+expect 0 q worker status
+assert_eq "$OUT" "no workers running"
 expect 0 q worker start --detach --count 2
 assert_eq "$(printf '%s\n' "$OUT" | wc -l)" 3 "printed PIDs (supervisor + 2 workers)"
 SUP=$(printf '%s\n' "$OUT" | head -1)
