@@ -195,6 +195,8 @@ int Supervisor::run(int ready_fd) {
     m_ready_fd = -1;
   }
   notify_systemd("READY=1");
+  log_line(fmt::format("{} worker{} running on {}; stop with Ctrl-C or 'queuectl worker stop'", m_count,
+                       m_count == 1 ? "" : "s", m_root.string()));
   while (!m_workers.empty()) {
     pollfd pfd{sigfd.get(), POLLIN, 0};
     if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
@@ -207,14 +209,17 @@ int Supervisor::run(int ready_fd) {
       } else if (si.ssi_signo == SIGUSR1) {
         m_stopping = true;
         notify_systemd("STOPPING=1");
+        log_line("stopping now: running jobs are killed and count as failed attempts");
         stop_workers(SIGUSR1);
       } else if (!m_stopping) {
         m_stopping = true;
         notify_systemd("STOPPING=1");
+        log_line("stopping: running jobs finish first");
         stop_workers(SIGTERM);
       }
     }
   }
+  log_line("stopped");
   return m_exit;
 }
 

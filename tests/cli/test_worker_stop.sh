@@ -36,4 +36,9 @@ kill -INT -- "-$SUP"
 wait_until 20 not_alive $SUP
 assert_eq "$(state_of ctrlc)" completed "job after Ctrl-C"
 assert_contains "$(q logs ctrlc)" "survived"
+# The foreground supervisor says where it runs and that it stops, on stderr only.
+assert_eq "$(cat "$T/fg.out")" "" "supervisor stdout"
+assert_contains "$(cat "$T/fg.err")" "2 workers running on $S; stop with Ctrl-C or 'queuectl worker stop'"
+assert_contains "$(cat "$T/fg.err")" "stopping: running jobs finish first"
+assert_eq "$(tail -n 1 "$T/fg.err" | sed 's/^queuectl\[[0-9]*\]: //')" "stopped" "last line"
 echo "ok"
