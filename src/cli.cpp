@@ -97,7 +97,7 @@ void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
     }
     text += fmt::format("{:<{}}  {:<10}  {:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w,
                         state_name(sj.state), sj.job.priority(), sj.job.attempts(),
-                        sj.job.max_retries() + 1, created, what);
+                        sj.job.max_runs(), created, what);
   }
   out(text);
 }

@@ -114,10 +114,10 @@ Job Job::parse(std::string_view text) {
     // Parse again with exceptions on to get the position of the error.
     try {
       const Json again = Json::parse(text.begin(), text.end());
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) { // a parse_error, or out_of_range for a number like 1e400
       const std::string what = e.what();
-      const auto pos = what.find("parse error");
-      bad_usage("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+      const auto pos = what.find("] "); // after "[json.exception.parse_error.101]"
+      bad_usage("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
     }
     bad_usage("invalid JSON");
   }
@@ -131,7 +131,12 @@ Job Job::parse(std::string_view text) {
 
 namespace {
 
-bool is_int(const Json& v) { return v.is_number_integer(); }
+// An integer that fits the job's fields (int64): JSON allows larger ones, which nlohmann
+// keeps as unsigned.
+bool is_int(const Json& v) {
+  return v.is_number_integer() &&
+         !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+}
 
 void require(bool ok, const char* field, const char* what) {
   if (!ok) {
@@ -175,7 +180,7 @@ void Job::validate() const {
     require(is_int(*it) && it->get<std::int64_t>() >= 0, "max_retries", "an integer >= 0");
   }
   if (const auto it = j.find("priority"); it != j.end()) {
-    require(is_int(*it), "priority", "an integer");
+    require(is_int(*it), "priority", "a 64-bit integer");
   }
   if (const auto it = j.find("timeout"); it != j.end()) {
     require(it->is_number() && it->get<double>() >= 0 && std::isfinite(it->get<double>()), "timeout",

@@ -90,7 +90,13 @@ ClaimOutcome claim_job(Spool& spool, const Config& cfg, const IndexEntry& e, Mic
   const std::string file = file_of(e.id);
   Json j = Json::parse(locked->content, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    spool.quarantine(e.from, file, j.is_discarded() ? "invalid JSON" : "not a JSON object", Json());
+    std::string why = "invalid JSON";
+    try {
+      Job::parse(locked->content); // parses again only to say where and why
+    } catch (const Error& err) {
+      why = err.what();
+    }
+    spool.quarantine(e.from, file, why, Json());
     return ClaimOutcome::quarantined;
   }
   Job job(j);

@@ -382,7 +382,7 @@ void Worker::launch(Claim c, Micros now) {
   const Json& j = c.job.json();
   if (log) {
     const std::string head = fmt::format("=== queuectl: job {} attempt {} of {} started {} by worker {} ===\n", id,
-                                         c.job.attempts(), c.job.max_retries() + 1, format_time(now), m_pid);
+                                         c.job.attempts(), c.job.max_runs(), format_time(now), m_pid);
     (void)!::write(log.get(), head.data(), head.size());
   }
   SpawnSpec spec;

@@ -58,6 +58,14 @@ TEST_CASE("parse: errors name the problem", "[job]") {
   CHECK_THAT(usage_error_of(R"({"command":"x","env":{"A":1}})"), Catch::Contains("'env'"));
   CHECK_THAT(usage_error_of(R"({"command":"x","state":"weird"})"), Catch::Contains("'state'"));
   CHECK_THAT(usage_error_of(R"({"command":"x","cwd":7})"), Catch::Contains("'cwd'"));
+  // Numbers JSON allows but a job cannot hold: an integer past int64, a double past its range.
+  CHECK_THAT(usage_error_of(R"({"command":"x","priority":18446744073709551615})"), Catch::Contains("64-bit"));
+  CHECK(usage_error_of(R"({"command":"x","timeout":1e400})") == "invalid JSON: number overflow parsing '1e400'");
+}
+
+TEST_CASE("max_runs: max_retries + 1, also at the largest max_retries", "[job]") {
+  CHECK(Job::parse(R"({"command":"x","max_retries":0})").max_runs() == 1);
+  CHECK(Job::parse(R"({"command":"x","max_retries":9223372036854775807})").max_runs() == 9223372036854775808u);
 }
 
 TEST_CASE("fill_new: defaults for what is missing, explicit fields win, unknown kept", "[job]") {

@@ -66,6 +66,8 @@ public:
   std::string command() const;
   std::int64_t attempts() const;
   std::int64_t max_retries() const;
+  // max_retries + 1: the runs the job may have (no overflow at the largest max_retries).
+  std::uint64_t max_runs() const { return static_cast<std::uint64_t>(max_retries()) + 1; }
   std::int64_t priority() const;
   double timeout() const;
   std::optional<Micros> time_field(const char* name) const;

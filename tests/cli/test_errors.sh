@@ -11,7 +11,8 @@ check_nothing_changed() {
 
 for input in '{' '[]' '"x"' '{}' '{"command":""}' '{"command":true}' '{"command":"x","id":"a b"}' \
   '{"command":"x","id":".hidden"}' '{"command":"x","priority":"high"}' '{"command":"x","max_retries":-1}' \
-  '{"command":"x","timeout":-1}' '{"command":"x","run_at":"tomorrow"}' '{"command":"x","env":{"A":1}}'; do
+  '{"command":"x","timeout":-1}' '{"command":"x","run_at":"tomorrow"}' '{"command":"x","env":{"A":1}}' \
+  '{"command":"x","priority":18446744073709551615}' '{"command":"x","timeout":1e400}'; do
   expect 2 q enqueue "$input"
   assert_one_error_line
   check_nothing_changed

@@ -19,7 +19,13 @@ wait_until 10 test -f "$S/dead/broken.json"
 printf '%s' '{"command": "echo no' | cmp -s - "$S/dead/broken.json.orig" || fail ".orig differs from the original"
 q show broken >"$T/b.json"
 assert_eq "$(json "j['state'], j['original_file']" <"$T/b.json")" "dead broken.json.orig"
-assert_contains "$(json "j['last_error']" <"$T/b.json")" "invalid JSON"
+assert_contains "$(json "j['last_error']" <"$T/b.json")" "invalid JSON: parse error at line 1"
+# Not an object; a number JSON allows but no job can hold.
+drop arr.json '[1]'
+drop huge.json '{"command":"true","timeout":1e400}'
+wait_until 10 test -f "$S/dead/arr.json" -a -f "$S/dead/huge.json"
+assert_contains "$(q show arr | json "j['last_error']")" "a job must be a JSON object, not array"
+assert_contains "$(q show huge | json "j['last_error']")" "invalid JSON: number overflow parsing '1e400'"
 
 # An object with a bad field keeps its fields in the record.
 drop badprio.json '{"command":"true","priority":"high","x-note":"kept"}'
@@ -34,7 +40,7 @@ assert_contains "$(q show named | json "j['last_error']")" "differs"
 drop mini.json '{"command":"echo again"}'
 wait_until 10 test -f "$S/dead/mini.json.orig"
 assert_eq "$(state_of mini)" completed "the completed job is untouched"
-assert_eq "$(count dead)" 4
+assert_eq "$(count dead)" 6
 
 # Ignored: not .json, dotfiles. Never opened: symlinks, FIFOs, directories.
 echo '{"command":"touch '"$T"'/never"}' >"$T/target.json"
