@@ -300,13 +300,13 @@ void Api::install(httplib::Server& svr) {
           send_json(res, 200, arr);
         }), std::nullopt);
   route(svr, "/api/workers/start", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
-          int count = 1;
+          std::int64_t count = 1;
           if (!req.body.empty()) {
             const Json j = Json::parse(req.body, nullptr, false);
             if (!j.is_object() || (j.contains("count") && !j["count"].is_number_integer())) {
               bad_usage("expected {\"count\": N}");
             }
-            count = j.value("count", 1);
+            count = j.value("count", std::int64_t{1}); // as int64: 2^32 + 1 must not pass as 1
           }
           if (count < 1 || count > 1024) {
             bad_usage("count must be between 1 and 1024");

@@ -94,8 +94,11 @@ http GET /api/jobs/api1/log
 assert_contains "$BODY" "from-api"
 http GET /api/workers
 assert_eq "$(printf '%s' "$BODY" | json "len(j)")" 2
-http POST /api/workers/start -d '{"count":0}'
-assert_eq "$CODE" 400
+for bad in '{"count":0}' '{"count":4294967297}' '{"count":18446744073709551615}'; do
+  http POST /api/workers/start -d "$bad"
+  assert_eq "$CODE" 400 "start with $bad"
+done
+assert_eq "$(count workers)" 2 "workers after refused starts"
 http GET /metrics
 assert_eq "$CODE" 200
 printf '%s\n' "$BODY" | python3 "$PROM" >/dev/null || fail "/metrics is not valid exposition"
