@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 namespace queuectl::cli {
@@ -191,6 +192,13 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   auto* d_opt = enq->add_option("--delay", o_delay, "do not run for this many seconds")
                     ->type_name("SEC")->check(seconds);
   at_opt->excludes(d_opt);
+  std::string o_cwd;
+  std::vector<std::string> o_env;
+  auto* cwd_opt = enq->add_option("--cwd", o_cwd, "directory to run in (relative: to the current one)")
+                      ->type_name("DIR");
+  enq->add_option("--env", o_env, "set an environment variable for the job (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
 
   // status, list, show
   bool json = false;
@@ -300,6 +308,24 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
           bad_usage(fmt::format("--delay {} is too far in the future: the latest time a job can run at is {}", o_delay,
                                 format_time(k_latest_time)));
         }
+      }
+      if (cwd_opt->count()) {
+        std::error_code ec;
+        auto dir = std::filesystem::absolute(o_cwd, ec).lexically_normal();
+        if (!dir.has_filename() && dir != dir.root_path()) {
+          dir = dir.parent_path(); // "/srv/app/" and "." name the directory without a trailing slash
+        }
+        if (o_cwd.empty() || ec || !std::filesystem::is_directory(dir, ec)) {
+          bad_usage(fmt::format("--cwd '{}': no such directory", o_cwd));
+        }
+        ov.cwd = dir.string();
+      }
+      for (const std::string& kv : o_env) {
+        const auto eq = kv.find('=');
+        if (eq == 0 || eq == std::string::npos) {
+          bad_usage(fmt::format("--env '{}': expected NAME=VALUE", kv));
+        }
+        ov.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
       }
       if (enq_json == "-") {
         std::string ids;

@@ -37,6 +37,20 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
   if (o.run_at) {
     j["run_at"] = format_time(*o.run_at);
   }
+  if (o.cwd) {
+    j["cwd"] = *o.cwd;
+  }
+  if (!o.env.empty()) {
+    Json& env = j["env"]; // null when absent; an existing non-object is left for validate
+    if (env.is_null()) {
+      env = Json::object();
+    }
+    for (const auto& [name, value] : o.env) {
+      if (env.is_object()) {
+        env[name] = value;
+      }
+    }
+  }
   if (id_if_missing && !j.contains("id")) {
     j["id"] = *id_if_missing;
   }

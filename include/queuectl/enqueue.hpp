@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace queuectl {
@@ -22,6 +23,8 @@ struct JobOverrides {
   std::optional<std::int64_t> max_retries;
   std::optional<double> timeout;
   std::optional<Micros> run_at;
+  std::optional<std::string> cwd;
+  std::vector<std::pair<std::string, std::string>> env; // added to the job's env; each name wins
 };
 
 // Builds a new job from `base` (a JSON object or null) and the overrides, with the

@@ -15,6 +15,19 @@ assert_eq "$(json "j['command'], j['state'], j['attempts'], j['max_retries'], j[
 json "j['created_at']" <"$T/show.json" | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$' ||
   fail "created_at format"
 
+# --cwd (made absolute) and --env (added to the object's env; each flag wins for its name).
+mkdir -p "$T/work dir"
+expect 0 sh -c "cd '$T/work dir' && exec '$QUEUECTL' --spool '$S' enqueue --command pwd --cwd ./ --env A=1 --env 'B=x=y' --id wd1"
+q show wd1 >"$T/wd1.json"
+assert_eq "$(json "j['cwd'], j['env']" <"$T/wd1.json")" "$T/work dir {'A': '1', 'B': 'x=y'}"
+expect 0 q enqueue '{"id":"wd2","command":"true","env":{"A":"0","C":"3"}}' --env A=1
+assert_eq "$(q show wd2 | json "j['env']")" "{'A': '1', 'C': '3'}"
+for bad in '--env A' '--env =v' "--cwd $T/nowhere" "--cwd $T/wd1.json"; do
+  expect 2 q enqueue --command true $bad
+  assert_one_error_line
+done
+assert_eq "$(files pending)" "job1.json wd1.json wd2.json" "pending/ after refused flags"
+
 # --command with flags; config supplies defaults for what is not given.
 q config set max-retries 5
 q config set priority 2
