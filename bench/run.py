@@ -82,10 +82,10 @@ def compile_c(name):
     return exe
 
 
-def hyperfine(cmds, runs=300):
+def hyperfine(cmds, runs=300, warmup=20):
     """Median wall time (s) of each command, run interleaved by hyperfine."""
     js = os.path.join(WORK, "hf.json")
-    sh("hyperfine", "-N", "--warmup", "20", "--runs", str(runs), "--export-json", js, *cmds,
+    sh("hyperfine", "-N", "--warmup", str(warmup), "--runs", str(runs), "--export-json", js, *cmds,
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return [r["median"] for r in json.load(open(js))["results"]]
 
@@ -120,6 +120,12 @@ def bench_enqueue():
     # status on the spool just filled, and on a million-job spool.
     st = hyperfine([f"{Q} --spool {sp} status"], runs=30)[0]
     say(f"`status` on {n:,} pending jobs: median {st * 1000:.1f} ms (30 runs).")
+    # list must read and parse every job to order them; the floor reads every file.
+    floor_read, lst = hyperfine([f"{compile_c('readfiles')} {sp}/pending", f"{Q} --spool {sp} list --limit 20"],
+                                runs=10, warmup=2)
+    say(f"`list --limit 20` on {n:,} pending jobs: median {lst * 1000:.0f} ms (10 runs), "
+        f"{lst / floor_read:.2f}x the floor of reading every job file once (`bench/readfiles.c`, "
+        f"{floor_read * 1000:.0f} ms).")
     if not QUICK:
         big = fresh_spool("million")
         with open(lines) as f:

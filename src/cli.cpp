@@ -105,20 +105,7 @@ void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
 
 std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t limit,
                                  bool has_limit) {
-  std::vector<StoredJob> jobs;
-  if (!state.empty()) {
-    jobs = spool.list(state_arg(state));
-  } else {
-    for (JobState s : k_all_states) {
-      auto part = spool.list(s);
-      std::move(part.begin(), part.end(), std::back_inserter(jobs));
-    }
-    std::stable_sort(jobs.begin(), jobs.end(), [](const StoredJob& a, const StoredJob& b) {
-      const auto ta = a.job.time_field("created_at").value_or(0);
-      const auto tb = b.job.time_field("created_at").value_or(0);
-      return ta != tb ? ta < tb : a.job.id() < b.job.id();
-    });
-  }
+  std::vector<StoredJob> jobs = state.empty() ? spool.list_all() : spool.list(state_arg(state));
   if (has_limit && jobs.size() > limit) {
     jobs.resize(limit);
   }

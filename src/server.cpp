@@ -215,10 +215,7 @@ void Api::install(httplib::Server& svr) {
             }
             jobs = m_spool.list(*st);
           } else {
-            for (JobState s : k_all_states) {
-              auto part = m_spool.list(s);
-              std::move(part.begin(), part.end(), std::back_inserter(jobs));
-            }
+            jobs = m_spool.list_all();
           }
           const auto num = [&](const char* name, std::size_t dflt) {
             if (!req.has_param(name)) {

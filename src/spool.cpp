@@ -291,7 +291,35 @@ std::array<std::size_t, 5> Spool::counts() const {
   return c;
 }
 
-std::vector<StoredJob> Spool::list(JobState s) const {
+namespace {
+
+// Oldest created_at first, ties by id (a missing time sorts first). The keys are taken
+// once per job, not once per comparison.
+void sort_oldest_first(std::vector<StoredJob>& jobs) {
+  struct Key {
+    Micros created;
+    std::string id;
+    std::size_t index;
+  };
+  std::vector<Key> keys;
+  keys.reserve(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    keys.push_back(Key{jobs[i].job.time_field("created_at").value_or(0), jobs[i].job.id(), i});
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return a.created != b.created ? a.created < b.created : a.id < b.id;
+  });
+  std::vector<StoredJob> sorted;
+  sorted.reserve(jobs.size());
+  for (const Key& k : keys) {
+    sorted.push_back(std::move(jobs[k.index]));
+  }
+  jobs.swap(sorted);
+}
+
+} // namespace
+
+void Spool::read_jobs(JobState s, std::vector<StoredJob>& out) const {
   std::vector<std::string> names;
   sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
     if ((type == DT_REG || type == DT_UNKNOWN) && id_of_file(name)) {
@@ -299,42 +327,49 @@ std::vector<StoredJob> Spool::list(JobState s) const {
     }
     return true;
   });
-  std::vector<std::pair<std::string, StoredJob>> rows;
-  rows.reserve(names.size());
-  for (const std::string& name : names) {
-    std::optional<std::string> text;
-    try {
-      text = sys::read_file_at(dir(s), name, path_of(s, name));
-    } catch (const Error&) {
-      continue; // not a regular file, or unreadable: not a job we can show
+  // Reading and parsing every file is the cost (a million pending jobs is a normal day):
+  // it is spread over the cores, each thread filling its own slots.
+  std::vector<std::optional<Job>> slots(names.size());
+  for_chunks(names.size(), [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      std::optional<std::string> text;
+      try {
+        text = sys::read_file_at(dir(s), names[i], path_of(s, names[i]));
+      } catch (const Error&) {
+        continue; // not a regular file, or unreadable: not a job we can show
+      }
+      if (!text) {
+        continue; // moved on while we listed
+      }
+      Json j = Json::parse(*text, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        continue;
+      }
+      slots[i].emplace(std::move(j));
+      slots[i]->read_from(s);
     }
-    if (!text) {
-      continue; // moved on while we listed
-    }
-    Json j = Json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      continue;
-    }
-    Job job(std::move(j));
-    job.read_from(s);
-    std::string key = job.json().value("created_at", std::string());
-    if (const auto t = parse_time(key)) {
-      key = format_time(*t); // normalise offsets so that strings sort as times
-    }
-    rows.emplace_back(std::move(key), StoredJob{s, std::move(job)});
-  }
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
-    if (a.first != b.first) {
-      return a.first < b.first;
-    }
-    return a.second.job.id() < b.second.job.id();
   });
-  std::vector<StoredJob> out;
-  out.reserve(rows.size());
-  for (auto& r : rows) {
-    out.push_back(std::move(r.second));
+  for (auto& slot : slots) {
+    if (slot) {
+      out.push_back(StoredJob{s, std::move(*slot)});
+    }
   }
-  return out;
+}
+
+std::vector<StoredJob> Spool::list(JobState s) const {
+  std::vector<StoredJob> jobs;
+  read_jobs(s, jobs);
+  sort_oldest_first(jobs);
+  return jobs;
+}
+
+std::vector<StoredJob> Spool::list_all() const {
+  std::vector<StoredJob> jobs;
+  for (JobState s : k_all_states) {
+    read_jobs(s, jobs);
+  }
+  sort_oldest_first(jobs);
+  return jobs;
 }
 
 std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) const {

@@ -152,6 +152,8 @@ public:
   // Every job in a state, oldest created_at first (ties by id). Unreadable or invalid
   // files are skipped.
   std::vector<StoredJob> list(JobState s) const;
+  // Every job in every state, in the same order.
+  std::vector<StoredJob> list_all() const;
 
   // Pending or failed -> dead with last_error "cancelled". Error(failure) otherwise.
   void cancel(const std::string& id);
@@ -208,6 +210,8 @@ private:
   // Fills this state's spare with `data` and returns its descriptor, locked; an empty Fd
   // when no spare can be had (the caller then creates a temporary as usual).
   Fd fill_spare(Spares& spares, JobState s, std::string_view data) const;
+  // Appends the jobs of one state, unsorted (see list).
+  void read_jobs(JobState s, std::vector<StoredJob>& out) const;
 
   std::filesystem::path m_root;
   Fd m_root_fd;
