@@ -45,8 +45,8 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
     if (env.is_null()) {
       env = Json::object();
     }
-    for (const auto& [name, value] : o.env) {
-      if (env.is_object()) {
+    if (env.is_object()) {
+      for (const auto& [name, value] : o.env) {
         env[name] = value;
       }
     }

@@ -134,8 +134,8 @@ namespace {
 // An integer that fits the job's fields (int64): JSON allows larger ones, which nlohmann
 // keeps as unsigned.
 bool is_int(const Json& v) {
-  return v.is_number_integer() &&
-         !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+  constexpr auto k_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  return v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > k_max);
 }
 
 void require(bool ok, const char* field, const char* what) {
