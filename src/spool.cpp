@@ -92,6 +92,13 @@ Spool Spool::open(const fs::path& root) {
     Fd fd(::openat(s.m_root_fd.get(), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
     if (fd || errno != ENOENT) {
       if (!fd) {
+        struct stat lst {};
+        if (errno == ENOTDIR && ::fstatat(s.m_root_fd.get(), sub, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(lst.st_mode)) {
+          fail(fmt::format("'{}' is a symbolic link: a spool's subdirectories must be real directories on the "
+                           "spool's file system (a job moves between them by rename); link the spool itself instead",
+                           s.path_of(sub, "")));
+        }
         throw_errno("cannot open directory", s.path_of(sub, ""));
       }
       return fd;

@@ -87,4 +87,16 @@ ln -s /etc/passwd "$S/pending/evil.json"
 expect 1 q show evil
 assert_one_error_line
 assert_contains "$ERR" "symbolic link"
+
+# A state directory replaced by a symlink: refused, with what to do instead; the spool
+# root itself may be a symlink.
+q --spool "$T/sub" status >/dev/null
+mkdir "$T/elsewhere"
+rmdir "$T/sub/failed" && ln -s "$T/elsewhere" "$T/sub/failed"
+expect 1 q --spool "$T/sub" enqueue --command true
+assert_one_error_line
+assert_contains "$ERR" "'$T/sub/failed' is a symbolic link"
+assert_eq "$(ls "$T/sub/pending")" "" "nothing enqueued"
+ln -s "$S" "$T/link"
+expect 0 q --spool "$T/link" show keep
 echo "ok"
