@@ -105,11 +105,8 @@ void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
 
 std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t limit,
                                  bool has_limit) {
-  std::vector<StoredJob> jobs = state.empty() ? spool.list_all() : spool.list(state_arg(state));
-  if (has_limit && jobs.size() > limit) {
-    jobs.resize(limit);
-  }
-  return jobs;
+  const std::size_t max = has_limit ? limit : SIZE_MAX;
+  return state.empty() ? spool.list_all(max) : spool.list(state_arg(state), max);
 }
 
 Json status_json(const Spool& spool) {

@@ -19,9 +19,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <numeric>
+#include <optional>
 #include <thread>
 
 extern char** environ;
@@ -207,15 +210,12 @@ void Api::install(httplib::Server& svr) {
         }), std::nullopt);
   route(svr, "/api/jobs",
         Handler([this](const httplib::Request& req, httplib::Response& res) {
-          std::vector<StoredJob> jobs;
+          std::optional<JobState> st;
           if (req.has_param("state")) {
-            const auto st = parse_state(req.get_param_value("state"));
+            st = parse_state(req.get_param_value("state"));
             if (!st) {
               bad_usage(fmt::format("invalid state '{}'", req.get_param_value("state")));
             }
-            jobs = m_spool.list(*st);
-          } else {
-            jobs = m_spool.list_all();
           }
           const auto num = [&](const char* name, std::size_t dflt) {
             if (!req.has_param(name)) {
@@ -230,8 +230,15 @@ void Api::install(httplib::Server& svr) {
             return static_cast<std::size_t>(n);
           };
           const std::size_t offset = num("offset", 0);
-          const std::size_t limit = num("limit", jobs.size());
-          res.set_header("X-Total-Count", std::to_string(jobs.size()));
+          const std::size_t limit = num("limit", SIZE_MAX);
+          // Only the jobs up to the page's end are kept in memory (a page of a million-job
+          // queue must not hold a million parsed jobs); the total counts directory entries.
+          const std::size_t max = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
+          const std::vector<StoredJob> jobs = st ? m_spool.list(*st, max) : m_spool.list_all(max);
+          const auto counts = m_spool.counts();
+          const std::size_t total =
+              st ? counts[static_cast<std::size_t>(*st)] : std::accumulate(counts.begin(), counts.end(), std::size_t{0});
+          res.set_header("X-Total-Count", std::to_string(total));
           Json arr = Json::array();
           for (std::size_t i = offset; i < jobs.size() && i - offset < limit; ++i) {
             arr.push_back(jobs[i].job.json());

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <unordered_map>
 
 namespace queuectl {
@@ -300,48 +301,55 @@ std::array<std::size_t, 5> Spool::counts() const {
 
 namespace {
 
-// Oldest created_at first, ties by id (a missing time sorts first). The keys are taken
-// once per job, not once per comparison.
-void sort_oldest_first(std::vector<StoredJob>& jobs) {
-  struct Key {
-    Micros created;
-    std::string id;
-    std::size_t index;
-  };
-  std::vector<Key> keys;
-  keys.reserve(jobs.size());
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    keys.push_back(Key{jobs[i].job.time_field("created_at").value_or(0), jobs[i].job.id(), i});
+// A listed job with its sort key, taken once: oldest created_at first (a missing time
+// sorts first), ties by id.
+struct Listed {
+  Micros created;
+  std::string id;
+  StoredJob job;
+
+  bool operator<(const Listed& o) const { return created != o.created ? created < o.created : id < o.id; }
+};
+
+// Keeps the `max` oldest of `rows`, sorted.
+void keep_oldest(std::vector<Listed>& rows, std::size_t max) {
+  if (rows.size() > max) {
+    std::nth_element(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(max), rows.end());
+    rows.resize(max);
   }
-  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
-    return a.created != b.created ? a.created < b.created : a.id < b.id;
-  });
-  std::vector<StoredJob> sorted;
-  sorted.reserve(jobs.size());
-  for (const Key& k : keys) {
-    sorted.push_back(std::move(jobs[k.index]));
-  }
-  jobs.swap(sorted);
+  std::sort(rows.begin(), rows.end());
 }
 
-} // namespace
+std::vector<StoredJob> jobs_of(std::vector<Listed>& rows) {
+  std::vector<StoredJob> jobs;
+  jobs.reserve(rows.size());
+  for (Listed& r : rows) {
+    jobs.push_back(std::move(r.job));
+  }
+  return jobs;
+}
 
-void Spool::read_jobs(JobState s, std::vector<StoredJob>& out) const {
+// Appends the jobs of one state, unsorted; when there are more than `max`, at least the
+// `max` oldest.
+void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<Listed>& out) {
+  const int dir = spool.dir(s);
   std::vector<std::string> names;
-  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
+  sys::for_each_entry(dir, spool.path_of(s, ""), [&](std::string_view name, unsigned char type) {
     if ((type == DT_REG || type == DT_UNKNOWN) && id_of_file(name)) {
       names.emplace_back(name);
     }
     return true;
   });
   // Reading and parsing every file is the cost (a million pending jobs is a normal day):
-  // it is spread over the cores, each thread filling its own slots.
-  std::vector<std::optional<Job>> slots(names.size());
+  // it is spread over the cores. With a limit, each thread keeps only the oldest `max`
+  // it has seen, so memory stays bounded by the limit, not by the queue.
+  std::mutex merge;
   for_chunks(names.size(), [&](std::size_t begin, std::size_t end) {
+    std::vector<Listed> mine;
     for (std::size_t i = begin; i < end; ++i) {
       std::optional<std::string> text;
       try {
-        text = sys::read_file_at(dir(s), names[i], path_of(s, names[i]));
+        text = sys::read_file_at(dir, names[i], spool.path_of(s, names[i]));
       } catch (const Error&) {
         continue; // not a regular file, or unreadable: not a job we can show
       }
@@ -352,31 +360,39 @@ void Spool::read_jobs(JobState s, std::vector<StoredJob>& out) const {
       if (j.is_discarded() || !j.is_object()) {
         continue;
       }
-      slots[i].emplace(std::move(j));
-      slots[i]->read_from(s);
+      Job job(std::move(j));
+      job.read_from(s);
+      const Micros created = job.time_field("created_at").value_or(0);
+      std::string id = job.id();
+      mine.push_back(Listed{created, std::move(id), StoredJob{s, std::move(job)}});
+      if (max < names.size() && mine.size() >= 2 * max + 1024) {
+        keep_oldest(mine, max);
+      }
     }
+    const std::lock_guard<std::mutex> g(merge);
+    std::move(mine.begin(), mine.end(), std::back_inserter(out));
   });
-  for (auto& slot : slots) {
-    if (slot) {
-      out.push_back(StoredJob{s, std::move(*slot)});
+}
+
+} // namespace
+
+std::vector<StoredJob> Spool::list(JobState s, std::size_t max) const {
+  std::vector<Listed> rows;
+  read_jobs(*this, s, max, rows);
+  keep_oldest(rows, max);
+  return jobs_of(rows);
+}
+
+std::vector<StoredJob> Spool::list_all(std::size_t max) const {
+  std::vector<Listed> rows;
+  for (JobState s : k_all_states) {
+    read_jobs(*this, s, max, rows);
+    if (rows.size() > max) {
+      keep_oldest(rows, max);
     }
   }
-}
-
-std::vector<StoredJob> Spool::list(JobState s) const {
-  std::vector<StoredJob> jobs;
-  read_jobs(s, jobs);
-  sort_oldest_first(jobs);
-  return jobs;
-}
-
-std::vector<StoredJob> Spool::list_all() const {
-  std::vector<StoredJob> jobs;
-  for (JobState s : k_all_states) {
-    read_jobs(s, jobs);
-  }
-  sort_oldest_first(jobs);
-  return jobs;
+  keep_oldest(rows, max);
+  return jobs_of(rows);
 }
 
 std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) const {

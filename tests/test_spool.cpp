@@ -1,9 +1,12 @@
+#include "queuectl/clock.hpp"
 #include "queuectl/enqueue.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 
 #include "support/temp_dir.hpp"
+
+#include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 
@@ -178,6 +181,46 @@ TEST_CASE("counts and list: entries, not temporaries or other files", "[spool]")
   REQUIRE(jobs.size() == 2);
   CHECK(jobs[0].job.id() == a); // oldest first
   CHECK(jobs[1].job.id() == b);
+}
+
+TEST_CASE("list with a limit: the oldest N, as the full list starts", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  // Enough jobs for several threads and for each to prune what it keeps; created_at
+  // scrambled, with ties (every 1000 apart share a second) that the id orders.
+  const int n = 5000;
+  std::string lines;
+  for (int i = 0; i < n; ++i) {
+    lines += fmt::format(R"({{"id":"j{}","command":"true","created_at":"{}"}})", i,
+                         format_time(1'700'000'000'000'000 + static_cast<Micros>((i * 7919) % 1000) * 1'000'000)) +
+             "\n";
+  }
+  enqueue_lines(s, lines, {});
+  std::ofstream(dir.path() / "done" / "d1.json") << R"({"id":"d1","command":"x","created_at":"2000-01-01T00:00:00Z"})";
+  const auto ids = [](const std::vector<StoredJob>& jobs) {
+    std::vector<std::string> v;
+    for (const StoredJob& sj : jobs) {
+      v.push_back(sj.job.id());
+    }
+    return v;
+  };
+  const auto full = ids(s.list(JobState::pending));
+  REQUIRE(full.size() == n);
+  const auto all = s.list(JobState::pending);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    const auto a = all[i - 1].job.time_field("created_at");
+    const auto b = all[i].job.time_field("created_at");
+    REQUIRE((*a < *b || (*a == *b && all[i - 1].job.id() < all[i].job.id())));
+  }
+  for (std::size_t max : {0, 1, 7, 1500, 4999, 5000, 6000}) {
+    INFO(max);
+    const auto part = ids(s.list(JobState::pending, max));
+    CHECK(part == std::vector<std::string>(full.begin(), full.begin() + static_cast<long>(std::min<std::size_t>(max, n))));
+  }
+  const auto every = ids(s.list_all());
+  REQUIRE(every.size() == n + 1);
+  CHECK(every[0] == "d1"); // the oldest, from done/
+  CHECK(ids(s.list_all(3)) == std::vector<std::string>(every.begin(), every.begin() + 3));
 }
 
 TEST_CASE("lock_job and move: the lock excludes, a move never overwrites", "[spool]") {

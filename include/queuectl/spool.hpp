@@ -34,6 +34,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -149,11 +150,11 @@ public:
 
   // Number of jobs per state, by counting directory entries (no job file is read).
   std::array<std::size_t, 5> counts() const;
-  // Every job in a state, oldest created_at first (ties by id). Unreadable or invalid
-  // files are skipped.
-  std::vector<StoredJob> list(JobState s) const;
-  // Every job in every state, in the same order.
-  std::vector<StoredJob> list_all() const;
+  // The jobs in a state, oldest created_at first (ties by id), at most `max` of them:
+  // the oldest. Unreadable or invalid files are skipped.
+  std::vector<StoredJob> list(JobState s, std::size_t max = SIZE_MAX) const;
+  // The same over every state.
+  std::vector<StoredJob> list_all(std::size_t max = SIZE_MAX) const;
 
   // Pending or failed -> dead with last_error "cancelled". Error(failure) otherwise.
   void cancel(const std::string& id);
@@ -210,8 +211,6 @@ private:
   // Fills this state's spare with `data` and returns its descriptor, locked; an empty Fd
   // when no spare can be had (the caller then creates a temporary as usual).
   Fd fill_spare(Spares& spares, JobState s, std::string_view data) const;
-  // Appends the jobs of one state, unsorted (see list).
-  void read_jobs(JobState s, std::vector<StoredJob>& out) const;
 
   std::filesystem::path m_root;
   Fd m_root_fd;
