@@ -136,6 +136,22 @@ def bench_enqueue():
             subprocess.run([Q, "--spool", big, "enqueue", "-"], input=data, text=True, stdout=subprocess.DEVNULL, check=True)
         st = hyperfine([f"{Q} --spool {big} status"], runs=10)[0]
         say(f"`status` on 1,000,000 pending jobs: median {st * 1000:.0f} ms (10 runs).")
+        # A worker reads every waiting job before it claims the first (the first claimed
+        # must be the first in order): `worker start --detach` returns when all its workers
+        # have. Against one thread reading every job file once; all from the page cache.
+        read_all, start = [], {1: [], 2: []}
+        for _ in range(REPS):
+            t0 = time.monotonic()
+            sh(compile_c("readfiles"), os.path.join(big, "pending"), stdout=subprocess.DEVNULL)
+            read_all.append(time.monotonic() - t0)
+            for count in start:
+                t0 = time.monotonic()
+                q(big, "worker", "start", "--detach", "--count", str(count))
+                start[count].append(time.monotonic() - t0)
+                q(big, "worker", "stop")
+        say(f"Worker start on 1,000,000 pending jobs, until ready to claim (median of {REPS}): "
+            f"`--count 1` {med(start[1]):.1f} s, `--count 2` {med(start[2]):.1f} s; one thread reading "
+            f"every job file once (`bench/readfiles.c`) {med(read_all):.1f} s.")
     say()
     # One enqueue process against /bin/true, and the link choices.
     sp = fresh_spool("single")

@@ -341,8 +341,9 @@ void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<List
     return true;
   });
   // Reading and parsing every file is the cost (a million pending jobs is a normal day):
-  // it is spread over the cores. With a limit, each thread keeps only the oldest `max`
-  // it has seen, so memory stays bounded by the limit, not by the queue.
+  // it is spread over threads (more than the cores: uncached files wait on the disk). With
+  // a limit, each thread keeps only the oldest `max` it has seen, so memory stays bounded
+  // by the limit, not by the queue.
   std::mutex merge;
   for_chunks(names.size(), [&](std::size_t begin, std::size_t end) {
     std::vector<Listed> mine;
@@ -371,7 +372,7 @@ void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<List
     }
     const std::lock_guard<std::mutex> g(merge);
     std::move(mine.begin(), mine.end(), std::back_inserter(out));
-  });
+  }, Work::io);
 }
 
 } // namespace
@@ -397,7 +398,8 @@ std::vector<StoredJob> Spool::list_all(std::size_t max) const {
 
 std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) const {
   const std::string f = job_file(id);
-  Fd fd = sys::open_regular_at(dir(s), f, path_of(s, f));
+  struct stat held {};
+  Fd fd = sys::open_regular_at(dir(s), f, path_of(s, f), O_RDONLY, &held);
   if (!fd) {
     return std::nullopt;
   }
@@ -405,15 +407,12 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) cons
     return std::nullopt;
   }
   // The name may have moved on (and a new file taken it) between open and flock.
-  struct stat held {};
-  if (::fstat(fd.get(), &held) != 0) {
-    throw_errno("cannot stat", path_of(s, f));
-  }
   const auto now = sys::stat_at(dir(s), f, path_of(s, f));
   if (!now || now->st_ino != held.st_ino || now->st_dev != held.st_dev) {
     return std::nullopt;
   }
-  std::string content = sys::read_all(fd.get(), path_of(s, f));
+  // Job files are replaced, never edited, but a drop-in's writer may still be appending.
+  std::string content = sys::read_regular(fd.get(), static_cast<std::size_t>(now->st_size), path_of(s, f));
   return LockedJob{id, s, std::move(fd), std::move(content)};
 }
 

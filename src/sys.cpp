@@ -51,6 +51,26 @@ std::string read_all(int fd, std::string_view what) {
   }
 }
 
+std::string read_regular(int fd, std::size_t size, std::string_view what) {
+  std::string out(size + 1, '\0'); // one byte more: a full read means the file grew
+  std::size_t len = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, out.data() + len, out.size() - len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_errno("cannot read", what);
+    }
+    len += static_cast<std::size_t>(n);
+    if (n == 0 || len < out.size()) {
+      out.resize(len);
+      return out;
+    }
+    out.resize(out.size() * 2);
+  }
+}
+
 Fd open_dir(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) {
@@ -67,7 +87,7 @@ Fd open_dir_at(int dir, const std::string& name, const std::string& display) {
   return fd;
 }
 
-Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags) {
+Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags, struct stat* out) {
   // O_NONBLOCK: opening a FIFO must not hang (it is rejected below); on a regular file
   // the flag changes nothing, so it stays set.
   Fd fd(::openat(dir, name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
@@ -87,6 +107,9 @@ Fd open_regular_at(int dir, const std::string& name, const std::string& display,
   if (!S_ISREG(st.st_mode)) {
     fail(fmt::format("refusing to open '{}': not a regular file", display));
   }
+  if (out != nullptr) {
+    *out = st;
+  }
   return fd;
 }
 
@@ -95,11 +118,12 @@ std::int64_t mtime_micros(const struct stat& st) {
 }
 
 std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display) {
-  Fd fd = open_regular_at(dir, name, display);
+  struct stat st {};
+  Fd fd = open_regular_at(dir, name, display, O_RDONLY, &st);
   if (!fd) {
     return std::nullopt;
   }
-  return read_all(fd.get(), display);
+  return read_regular(fd.get(), static_cast<std::size_t>(st.st_size), display);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include "queuectl/error.hpp"
 #include "queuectl/job_index.hpp"
 #include "queuectl/lifecycle.hpp"
+#include "queuectl/parallel.hpp"
 #include "queuectl/process.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
@@ -158,6 +159,7 @@ private:
   void setup_events();
   void scan(JobState s);
   void index_file(JobState s, std::string_view name);
+  std::optional<IndexEntry> read_entry(JobState s, const std::string& id, const std::string& file) const;
   void drain_inotify();
   void drain_signals();
   void start_next(Micros now);
@@ -218,43 +220,57 @@ void Worker::setup_events() {
   }
 }
 
+std::optional<IndexEntry> Worker::read_entry(JobState s, const std::string& id, const std::string& file) const {
+  struct stat st {};
+  std::string content;
+  try {
+    const Fd fd = sys::open_regular_at(m_spool.dir(s), file, m_spool.path_of(s, file), O_RDONLY, &st);
+    if (!fd) {
+      return std::nullopt; // gone already
+    }
+    content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), m_spool.path_of(s, file));
+  } catch (const Error&) {
+    // symlinks, FIFOs, directories: never opened through, left where they are
+    return std::nullopt;
+  }
+  return index_entry(id, s, content, m_default_priority, sys::mtime_micros(st));
+}
+
 void Worker::index_file(JobState s, std::string_view name) {
   const auto id = id_of_file(name);
   if (!id || m_index.contains(*id)) {
     return;
   }
-  const std::string file(name);
-  Fd fd;
-  try {
-    fd = sys::open_regular_at(m_spool.dir(s), file, m_spool.path_of(s, file));
-  } catch (const Error&) {
-    return; // symlinks, FIFOs, directories: never opened through, left where they are
+  if (auto e = read_entry(s, *id, std::string(name))) {
+    m_index.add(std::move(*e));
   }
-  if (!fd) {
-    return; // gone already
-  }
-  struct stat st {};
-  ::fstat(fd.get(), &st);
-  const Micros mtime = sys::mtime_micros(st);
-  std::string content;
-  try {
-    content = sys::read_all(fd.get(), m_spool.path_of(s, file));
-  } catch (const Error&) {
-    return;
-  }
-  m_index.add(index_entry(*id, s, content, m_default_priority, mtime));
 }
 
 void Worker::scan(JobState s) {
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::string>> todo; // id, file name
   sys::for_each_entry(m_spool.dir(s), m_spool.path_of(s, ""), [&](std::string_view name, unsigned char) {
-    if (id_of_file(name)) {
-      names.emplace_back(name);
+    if (const auto id = id_of_file(name); id && !m_index.contains(*id)) {
+      todo.emplace_back(*id, name);
     }
     return true;
   });
-  for (const std::string& n : names) {
-    index_file(s, n);
+  // At start every waiting job is read once (a million is a normal day), and no job runs
+  // until all are, so that the first one claimed is the first in order: the reads are
+  // spread over threads, which also keeps several disk reads in flight when the files
+  // are not cached (after a reboot, when systemd starts the workers).
+  std::vector<std::optional<IndexEntry>> entries(todo.size());
+  for_chunks(
+      todo.size(),
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) {
+          entries[i] = read_entry(s, todo[i].first, todo[i].second);
+        }
+      },
+      Work::io, 256);
+  for (std::optional<IndexEntry>& e : entries) {
+    if (e) {
+      m_index.add(std::move(*e));
+    }
   }
 }
 

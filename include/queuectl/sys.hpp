@@ -23,6 +23,10 @@ namespace queuectl::sys {
 void write_all(int fd, std::string_view data, std::string_view what);
 // Reads until EOF.
 std::string read_all(int fd, std::string_view what);
+// Reads a regular file of about `size` bytes (its fstat size) to its end, in one read(2)
+// when the size holds: a regular file's short read is its end, so no second read is
+// spent to see EOF. A file that grew since is still read whole.
+std::string read_regular(int fd, std::size_t size, std::string_view what);
 
 // Opens a directory (O_DIRECTORY | O_CLOEXEC). Throws if missing or not a directory.
 Fd open_dir(const std::string& path);
@@ -30,7 +34,9 @@ Fd open_dir_at(int dir, const std::string& name, const std::string& display);
 
 // Opens a regular file for reading without following symlinks. Returns an empty Fd if it
 // does not exist; throws Error if it exists but is not a regular file or cannot be opened.
-Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags = O_RDONLY);
+// The fstat it checks the type with is copied to `st` when given.
+Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags = O_RDONLY,
+                   struct stat* st = nullptr);
 
 // A file's modification time in microseconds since the epoch.
 std::int64_t mtime_micros(const struct stat& st);
