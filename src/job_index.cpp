@@ -1,5 +1,13 @@
 #include "queuectl/job_index.hpp"
 
+#include "queuectl/error.hpp"
+#include "queuectl/parallel.hpp"
+#include "queuectl/sys.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
 namespace queuectl {
 
 bool JobIndex::ReadyOrder::operator()(const IndexEntry& a, const IndexEntry& b) const {
@@ -64,6 +72,78 @@ IndexEntry index_entry(const std::string& id, JobState from, std::string_view co
   const auto due = from == JobState::failed ? job.time_field("next_run_at") : job.time_field("run_at");
   e.due = due.value_or(0);
   return e;
+}
+
+std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, const std::string& id,
+                                           const std::string& file, std::int64_t default_priority) {
+  struct stat st {};
+  std::string content;
+  try {
+    const Fd fd = sys::open_regular_at(spool.dir(from), file, spool.path_of(from, file), O_RDONLY, &st);
+    if (!fd) {
+      return std::nullopt; // gone already
+    }
+    content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, file));
+  } catch (const Error&) {
+    return std::nullopt; // not a regular file, or unreadable: the claim will say why
+  }
+  return index_entry(id, from, content, default_priority, sys::mtime_micros(st));
+}
+
+std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int64_t default_priority,
+                                     const std::function<bool(const std::string& id)>& known) {
+  std::vector<std::pair<std::string, std::string>> todo; // id, file name
+  sys::for_each_entry(spool.dir(from), spool.path_of(from, ""), [&](std::string_view name, unsigned char) {
+    if (auto id = id_of_file(name); id && !known(*id)) {
+      todo.emplace_back(std::move(*id), name);
+    }
+    return true;
+  });
+  // A worker indexes every waiting job before its first claim (a million is a normal
+  // day), so that the first job claimed is the first in order. The reads are spread over
+  // threads, which also keeps several disk reads in flight when the files are not cached
+  // (after a reboot, when systemd starts the workers).
+  std::vector<std::optional<IndexEntry>> read(todo.size());
+  for_chunks(
+      todo.size(),
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) {
+          read[i] = read_index_entry(spool, from, todo[i].first, todo[i].second, default_priority);
+        }
+      },
+      Work::io, 256);
+  std::vector<IndexEntry> entries;
+  entries.reserve(read.size());
+  for (std::optional<IndexEntry>& e : read) {
+    if (e) {
+      entries.push_back(std::move(*e));
+    }
+  }
+  return entries;
+}
+
+void index_waiting(JobIndex& index, const Spool& spool, JobState from, std::int64_t default_priority) {
+  for (IndexEntry& e :
+       read_waiting(spool, from, default_priority, [&](const std::string& id) { return index.contains(id); })) {
+    index.add(std::move(e));
+  }
+}
+
+void IndexSnapshot::add(const IndexEntry& e) {
+  if (m_rows.size() == m_rows.capacity()) {
+    m_rows.reserve(std::max<std::size_t>(4096, m_rows.capacity() * 2));
+  }
+  if (m_ids.size() + e.id.size() > m_ids.capacity()) {
+    m_ids.reserve(std::max<std::size_t>(1 << 16, (m_ids.size() + e.id.size()) * 2));
+  }
+  m_rows.push_back(Row{e.created, e.due, e.priority, m_ids.size(), static_cast<std::uint8_t>(e.id.size()), e.from});
+  m_ids.insert(m_ids.end(), e.id.begin(), e.id.end());
+}
+
+void IndexSnapshot::fill(JobIndex& index) const {
+  for (const Row& r : m_rows) {
+    index.add(IndexEntry{std::string(m_ids.data() + r.id_at, r.id_len), r.from, r.priority, r.created, r.due});
+  }
 }
 
 } // namespace queuectl

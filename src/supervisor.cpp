@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <linux/close_range.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -91,6 +92,7 @@ private:
   int m_fast_failures = 0;
   int m_exit = 0;
   int m_ready_fd = -1; // the caller's readiness pipe; workers must not inherit it
+  IndexSnapshot m_snapshot; // the waiting jobs, read once for the first workers (see run)
 };
 
 pid_t Supervisor::spawn_worker(int ready_fd) {
@@ -110,7 +112,7 @@ pid_t Supervisor::spawn_worker(int ready_fd) {
     }
     int rc = 1;
     try {
-      rc = run_worker(m_root, sup, ready_fd, log_line);
+      rc = run_worker(m_root, sup, std::move(m_snapshot), ready_fd, log_line);
     } catch (const std::exception& e) {
       log_line(fmt::format("worker error: {}", e.what()));
     }
@@ -168,6 +170,21 @@ int Supervisor::run(int ready_fd) {
     throw_errno("cannot create signalfd for", "supervisor");
   }
   m_ready_fd = ready_fd;
+  // Every worker needs an index of the waiting jobs before its first claim. Read once
+  // here, the first workers inherit it with fork (shared until they change it) instead
+  // of each reading every job file: with a million jobs waiting, that is most of a
+  // start's time. A single worker reads the spool itself (sharing would only add the
+  // fork of a large process), as does a worker started later.
+  if (m_count > 1) {
+    const std::int64_t default_priority =
+        ConfigCache().get(m_spool.root_dir(), m_spool.path_of("config.json", "")).job_defaults().priority;
+    for (JobState s : {JobState::pending, JobState::failed}) {
+      for (const IndexEntry& e : read_waiting(m_spool, s, default_priority, [](const std::string&) { return false; })) {
+        m_snapshot.add(e);
+      }
+    }
+    ::malloc_trim(0); // before fork: what the reading left free is returned, not shared
+  }
   // Each worker says it is ready through its own pipe.
   std::vector<Fd> ready;
   for (int i = 0; i < m_count; ++i) {
@@ -180,6 +197,7 @@ int Supervisor::run(int ready_fd) {
     ::close(p[1]);
     ready.push_back(std::move(rd));
   }
+  m_snapshot = IndexSnapshot(); // the workers have their copies
   for (Fd& rd : ready) {
     char c = 0;
     while (::read(rd.get(), &c, 1) < 0 && errno == EINTR) {

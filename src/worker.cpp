@@ -3,7 +3,6 @@
 #include "queuectl/error.hpp"
 #include "queuectl/job_index.hpp"
 #include "queuectl/lifecycle.hpp"
-#include "queuectl/parallel.hpp"
 #include "queuectl/process.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
@@ -153,13 +152,11 @@ public:
   Worker(Spool& spool, pid_t supervisor, const LogSink& log)
       : m_spool(spool), m_log(log), m_reg(spool, RecordKind::worker, supervisor, 0), m_committer(spool, log) {}
 
-  int run(int ready_fd);
+  int run(int ready_fd, IndexSnapshot snapshot);
 
 private:
   void setup_events();
-  void scan(JobState s);
   void index_file(JobState s, std::string_view name);
-  std::optional<IndexEntry> read_entry(JobState s, const std::string& id, const std::string& file) const;
   void drain_inotify();
   void drain_signals();
   void start_next(Micros now);
@@ -220,57 +217,13 @@ void Worker::setup_events() {
   }
 }
 
-std::optional<IndexEntry> Worker::read_entry(JobState s, const std::string& id, const std::string& file) const {
-  struct stat st {};
-  std::string content;
-  try {
-    const Fd fd = sys::open_regular_at(m_spool.dir(s), file, m_spool.path_of(s, file), O_RDONLY, &st);
-    if (!fd) {
-      return std::nullopt; // gone already
-    }
-    content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), m_spool.path_of(s, file));
-  } catch (const Error&) {
-    // symlinks, FIFOs, directories: never opened through, left where they are
-    return std::nullopt;
-  }
-  return index_entry(id, s, content, m_default_priority, sys::mtime_micros(st));
-}
-
 void Worker::index_file(JobState s, std::string_view name) {
   const auto id = id_of_file(name);
   if (!id || m_index.contains(*id)) {
     return;
   }
-  if (auto e = read_entry(s, *id, std::string(name))) {
+  if (auto e = read_index_entry(m_spool, s, *id, std::string(name), m_default_priority)) {
     m_index.add(std::move(*e));
-  }
-}
-
-void Worker::scan(JobState s) {
-  std::vector<std::pair<std::string, std::string>> todo; // id, file name
-  sys::for_each_entry(m_spool.dir(s), m_spool.path_of(s, ""), [&](std::string_view name, unsigned char) {
-    if (const auto id = id_of_file(name); id && !m_index.contains(*id)) {
-      todo.emplace_back(*id, name);
-    }
-    return true;
-  });
-  // At start every waiting job is read once (a million is a normal day), and no job runs
-  // until all are, so that the first one claimed is the first in order: the reads are
-  // spread over threads, which also keeps several disk reads in flight when the files
-  // are not cached (after a reboot, when systemd starts the workers).
-  std::vector<std::optional<IndexEntry>> entries(todo.size());
-  for_chunks(
-      todo.size(),
-      [&](std::size_t begin, std::size_t end) {
-        for (std::size_t i = begin; i < end; ++i) {
-          entries[i] = read_entry(s, todo[i].first, todo[i].second);
-        }
-      },
-      Work::io, 256);
-  for (std::optional<IndexEntry>& e : entries) {
-    if (e) {
-      m_index.add(std::move(*e));
-    }
   }
 }
 
@@ -527,13 +480,15 @@ int Worker::poll_timeout(Micros now) const {
   return static_cast<int>(std::min<Micros>((wait + 999) / 1000, 60'000));
 }
 
-int Worker::run(int ready_fd) {
+int Worker::run(int ready_fd, IndexSnapshot snapshot) {
   setup_events();
   m_default_priority = config().job_defaults().priority;
   recover();
   remove_stale_temps(m_spool);
-  scan(JobState::pending);
-  scan(JobState::failed);
+  snapshot.fill(m_index); // the supervisor's (see Supervisor::run); then only new jobs are read
+  snapshot = IndexSnapshot();
+  index_waiting(m_index, m_spool, JobState::pending, m_default_priority);
+  index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
   prepare_log();
   const Micros t0 = now_micros();
   m_next_recover = t0 + k_recover_every;
@@ -558,8 +513,8 @@ int Worker::run(int ready_fd) {
     }
     if (m_rescan || now >= m_next_rescan) {
       m_rescan = false;
-      scan(JobState::pending);
-      scan(JobState::failed);
+      index_waiting(m_index, m_spool, JobState::pending, m_default_priority);
+      index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
       m_next_rescan = now + k_rescan_every;
     }
     if (now >= m_next_clean) {
@@ -603,7 +558,8 @@ int Worker::run(int ready_fd) {
 
 } // namespace
 
-int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, const LogSink& log) {
+int run_worker(const std::filesystem::path& root, pid_t supervisor, IndexSnapshot snapshot, int ready_fd,
+               const LogSink& log) {
   reset_ignored_signals();
   // A closed stderr must give EPIPE, not kill the worker; blocked, SIGPIPE never arrives.
   sigset_t pipe_set;
@@ -612,7 +568,7 @@ int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd
   ::sigprocmask(SIG_BLOCK, &pipe_set, nullptr);
   Spool spool = Spool::open(root);
   Worker w(spool, supervisor, log);
-  return w.run(ready_fd);
+  return w.run(ready_fd, std::move(snapshot));
 }
 
 } // namespace queuectl

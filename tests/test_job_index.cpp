@@ -1,6 +1,7 @@
 #include "queuectl/job_index.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 using namespace queuectl;
 
@@ -70,4 +71,33 @@ TEST_CASE("index_entry: reads priority, created_at and due time", "[index]") {
   const auto g = index_entry("z", JobState::pending, "not json", 1, 5);
   CHECK(g.due == 0);
   CHECK(g.priority == 1);
+}
+
+TEST_CASE("snapshot: a worker's index filled from it is the index it was taken from", "[index]") {
+  IndexSnapshot snap;
+  JobIndex direct;
+  for (int i = 0; i < 20'000; ++i) { // past the first buffers: they grow
+    IndexEntry e = entry(fmt::format("{:0>{}}", i, 1 + i % 128), i % 7 - 3, 1000 - i % 1000, i % 5 == 0 ? 50 : 0);
+    e.from = i % 3 == 0 ? JobState::failed : JobState::pending;
+    snap.add(e);
+    direct.add(e);
+  }
+  CHECK(snap.size() == 20'000);
+  JobIndex filled;
+  snap.fill(filled);
+  CHECK(filled.size() == 20'000);
+  CHECK(filled.next_due() == direct.next_due());
+  for (;;) {
+    const auto a = filled.pop_ready(100);
+    const auto b = direct.pop_ready(100);
+    REQUIRE(a.has_value() == b.has_value());
+    if (!a) {
+      break;
+    }
+    REQUIRE(a->id == b->id);
+    REQUIRE(a->from == b->from);
+    REQUIRE(a->priority == b->priority);
+    REQUIRE(a->created == b->created);
+    REQUIRE(a->due == b->due);
+  }
 }

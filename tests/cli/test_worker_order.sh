@@ -12,6 +12,20 @@ add neg -1
 start_workers 1
 wait_until 20 count_is completed 6
 assert_eq "$(tr '\n' ' ' <"$ORDER")" "high1 high2 mid1 low1 low2 neg " "run order"
+q worker stop >/dev/null
+
+# Two workers index the waiting jobs once, in their supervisor: the order holds there
+# too. The urgent job is the newest; each job takes a second, so if the two workers did
+# not both start with it first, two other jobs would be recorded before it.
+ORDER2="$T/order2"
+for i in 1 2 3 4 5 6; do
+  q enqueue --id "batch$i" --command "echo batch$i >>$ORDER2; sleep 1" >/dev/null
+done
+q enqueue --id urgent --priority 9 --command "echo urgent >>$ORDER2; sleep 1" >/dev/null
+start_workers 2
+wait_until 30 count_is completed 13
+head -2 "$ORDER2" | grep -qx urgent || fail "urgent job not among the first two started: $(tr '\n' ' ' <"$ORDER2")"
+head -3 "$ORDER2" | grep -qx batch1 || fail "oldest job not among the first three: $(tr '\n' ' ' <"$ORDER2")"
 
 # Delayed: not before its time, and soon after it.
 NOW=$(date +%s.%N)
