@@ -103,9 +103,8 @@ void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
   out(text);
 }
 
-std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t limit,
-                                 bool has_limit) {
-  const std::size_t max = has_limit ? limit : SIZE_MAX;
+// The oldest `max` jobs of one state, or of all when `state` is empty.
+std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t max) {
   return state.empty() ? spool.list_all(max) : spool.list(state_arg(state), max);
 }
 
@@ -338,7 +337,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
         out(text);
       }
     } else if (list->parsed()) {
-      print_jobs(list_jobs(spool, list_state, limit, limit_opt->count() > 0), json);
+      print_jobs(list_jobs(spool, list_state, limit_opt->count() > 0 ? limit : SIZE_MAX), json);
     } else if (show->parsed()) {
       out(spool.load(job_id).job.json().dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
     } else if (logs->parsed()) {
