@@ -1,5 +1,6 @@
 #include "queuectl/server.hpp"
 
+#include "queuectl/catalog.hpp"
 #include "queuectl/enqueue.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/registry.hpp"
@@ -121,6 +122,8 @@ private:
   ServeOptions m_opts;
   std::mutex m_mutex;
   std::deque<Json> m_samples;
+  std::mutex m_catalog_mutex; // one listing at a time: concurrent ones would only repeat it
+  Catalog m_catalog{m_spool};
 };
 
 Api::Handler Api::guarded(Handler h) {
@@ -231,17 +234,21 @@ void Api::install(httplib::Server& svr) {
           };
           const std::size_t offset = num("offset", 0);
           const std::size_t limit = num("limit", SIZE_MAX);
-          // Only the jobs up to the page's end are kept in memory (a page of a million-job
-          // queue must not hold a million parsed jobs); the total counts directory entries.
-          const std::size_t max = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
-          const std::vector<StoredJob> jobs = st ? m_spool.list(*st, max) : m_spool.list_all(max);
+          // The catalog remembers each job's place, so a refresh of a page of a
+          // million-job queue lists directories and reads the page's files, not every
+          // job; the total counts directory entries, as status does.
+          std::vector<StoredJob> jobs;
+          {
+            const std::lock_guard<std::mutex> g(m_catalog_mutex);
+            jobs = m_catalog.page(st, offset, limit);
+          }
           const auto counts = m_spool.counts();
           const std::size_t total =
               st ? counts[static_cast<std::size_t>(*st)] : std::accumulate(counts.begin(), counts.end(), std::size_t{0});
           res.set_header("X-Total-Count", std::to_string(total));
           Json arr = Json::array();
-          for (std::size_t i = offset; i < jobs.size() && i - offset < limit; ++i) {
-            arr.push_back(jobs[i].job.json());
+          for (const StoredJob& sj : jobs) {
+            arr.push_back(sj.job.json());
           }
           send_json(res, 200, arr);
         }),

@@ -1,0 +1,109 @@
+#include "queuectl/catalog.hpp"
+
+#include "queuectl/error.hpp"
+#include "queuectl/parallel.hpp"
+#include "queuectl/sys.hpp"
+
+#include <dirent.h>
+
+#include <algorithm>
+
+namespace queuectl {
+
+namespace {
+
+// A job file of state `s` as a listing shows it; nullopt when it is gone, not a regular
+// file, or not a JSON object (as Spool::list skips it).
+std::optional<Job> read_listed(const Spool& spool, JobState s, const std::string& file) {
+  std::optional<std::string> text;
+  try {
+    text = sys::read_file_at(spool.dir(s), file, spool.path_of(s, file));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!text) {
+    return std::nullopt;
+  }
+  Json j = Json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return std::nullopt;
+  }
+  Job job(std::move(j));
+  job.read_from(s);
+  return job;
+}
+
+} // namespace
+
+void Catalog::refresh(JobState s) {
+  auto& known = m_known[static_cast<std::size_t>(s)];
+  const std::uint64_t listing = ++m_listing;
+  std::vector<std::string> fresh; // ids not seen before
+  sys::for_each_entry(m_spool.dir(s), m_spool.path_of(s, ""), [&](std::string_view name, unsigned char type) {
+    if (type != DT_REG && type != DT_UNKNOWN) {
+      return true;
+    }
+    if (auto id = id_of_file(name)) {
+      if (const auto it = known.find(*id); it != known.end()) {
+        it->second.seen = listing;
+      } else {
+        fresh.push_back(std::move(*id));
+      }
+    }
+    return true;
+  });
+  std::erase_if(known, [&](const auto& kv) { return kv.second.seen != listing; });
+  // A job's created_at does not change, so only new names are read (on several threads:
+  // the first listing of a large queue reads every job once).
+  std::vector<std::optional<Micros>> created(fresh.size());
+  for_chunks(
+      fresh.size(),
+      [&](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) {
+          if (const auto job = read_listed(m_spool, s, job_file(fresh[i]))) {
+            created[i] = job->time_field("created_at").value_or(0);
+          }
+        }
+      },
+      Work::io, 256);
+  for (std::size_t i = 0; i < fresh.size(); ++i) {
+    if (created[i]) { // unreadable files are read again next time, as list would
+      known.emplace(std::move(fresh[i]), Entry{*created[i], listing});
+    }
+  }
+}
+
+std::vector<StoredJob> Catalog::page(std::optional<JobState> state, std::size_t offset, std::size_t limit) {
+  struct Row {
+    Micros created;
+    const std::string* id;
+    JobState s;
+    bool operator<(const Row& o) const { return created != o.created ? created < o.created : *id < *o.id; }
+  };
+  std::vector<Row> rows;
+  for (JobState s : k_all_states) {
+    if (state && s != *state) {
+      continue;
+    }
+    refresh(s);
+    for (const auto& [id, e] : m_known[static_cast<std::size_t>(s)]) {
+      rows.push_back(Row{e.created, &id, s});
+    }
+  }
+  const std::size_t end = limit > rows.size() || offset > rows.size() - limit ? rows.size() : offset + limit;
+  if (offset >= end) {
+    return {};
+  }
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(end), rows.end());
+  std::vector<StoredJob> jobs;
+  jobs.reserve(end - offset);
+  for (std::size_t i = offset; i < end; ++i) {
+    // Moved on since the listing: no longer in this state; its new one is listed next time.
+    if (auto job = read_listed(m_spool, rows[i].s, job_file(*rows[i].id))) {
+      jobs.push_back(StoredJob{rows[i].s, std::move(*job)});
+    }
+  }
+  return jobs;
+}
+
+} // namespace queuectl

@@ -1,0 +1,74 @@
+#include "queuectl/catalog.hpp"
+#include "queuectl/clock.hpp"
+#include "queuectl/enqueue.hpp"
+#include "queuectl/spool.hpp"
+
+#include "support/temp_dir.hpp"
+
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace queuectl;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> ids(const std::vector<StoredJob>& jobs) {
+  std::vector<std::string> v;
+  for (const StoredJob& sj : jobs) {
+    v.push_back(fmt::format("{}:{}", state_name(sj.state), sj.job.id()));
+  }
+  return v;
+}
+
+std::vector<std::string> slice(const std::vector<std::string>& v, std::size_t offset, std::size_t limit) {
+  const std::size_t b = std::min(offset, v.size());
+  const std::size_t e = std::min(v.size(), b + std::min(limit, v.size()));
+  return {v.begin() + static_cast<long>(b), v.begin() + static_cast<long>(e)};
+}
+
+// Every page the catalog gives is the same slice of what Spool::list gives.
+void check_pages(const Spool& s, Catalog& c) {
+  const auto all = ids(s.list_all());
+  const auto pending = ids(s.list(JobState::pending));
+  for (std::size_t offset : {0UL, 1UL, 50UL, 2999UL, 3000UL, 5000UL}) {
+    for (std::size_t limit : {0UL, 1UL, 50UL, 10'000UL, SIZE_MAX}) {
+      INFO(offset << " " << limit);
+      REQUIRE(ids(c.page(std::nullopt, offset, limit)) == slice(all, offset, limit));
+      REQUIRE(ids(c.page(JobState::pending, offset, limit)) == slice(pending, offset, limit));
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("catalog: pages as list gives them, kept current as jobs come, move and go", "[catalog]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  // created_at scrambled, with ties (every 1000 apart share a second) that the id orders.
+  std::string lines;
+  for (int i = 0; i < 3000; ++i) {
+    lines += fmt::format(R"({{"id":"j{}","command":"true","created_at":"{}"}})", i,
+                         format_time(1'700'000'000'000'000 + static_cast<Micros>((i * 7919) % 1000) * 1'000'000)) +
+             "\n";
+  }
+  enqueue_lines(s, lines, {});
+  std::ofstream(dir.path() / "done" / "d1.json") << R"({"id":"d1","command":"x","created_at":"2000-01-01T00:00:00Z"})";
+  std::ofstream(dir.path() / "pending" / "broken.json") << "{not json"; // skipped, as list skips it
+  Catalog c(s);
+  check_pages(s, c);
+  CHECK(c.known(JobState::pending) == 3000);
+
+  // Jobs leave, arrive and move to another state between two pages.
+  fs::remove(dir.path() / "pending" / "j5.json");
+  fs::rename(dir.path() / "pending" / "j6.json", dir.path() / "dead" / "j6.json");
+  std::ofstream(dir.path() / "pending" / "new.json") << R"({"id":"new","command":"x","created_at":"1999-01-01T00:00:00Z"})";
+  check_pages(s, c);
+  CHECK(c.known(JobState::pending) == 2999);
+  CHECK(ids(c.page(std::nullopt, 0, 2)) == std::vector<std::string>{"pending:new", "completed:d1"});
+  CHECK(ids(c.page(JobState::dead, 0, 10)) == std::vector<std::string>{"dead:j6"});
+}
