@@ -1,6 +1,5 @@
 #include "queuectl/catalog.hpp"
 
-#include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
 #include "queuectl/sys.hpp"
 
@@ -9,31 +8,6 @@
 #include <algorithm>
 
 namespace queuectl {
-
-namespace {
-
-// A job file of state `s` as a listing shows it; nullopt when it is gone, not a regular
-// file, or not a JSON object (as Spool::list skips it).
-std::optional<Job> read_listed(const Spool& spool, JobState s, const std::string& file) {
-  std::optional<std::string> text;
-  try {
-    text = sys::read_file_at(spool.dir(s), file, spool.path_of(s, file));
-  } catch (const Error&) {
-    return std::nullopt;
-  }
-  if (!text) {
-    return std::nullopt;
-  }
-  Json j = Json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return std::nullopt;
-  }
-  Job job(std::move(j));
-  job.read_from(s);
-  return job;
-}
-
-} // namespace
 
 void Catalog::refresh(JobState s) {
   auto& known = m_known[static_cast<std::size_t>(s)];
@@ -60,7 +34,7 @@ void Catalog::refresh(JobState s) {
       fresh.size(),
       [&](std::size_t begin, std::size_t end) {
         for (std::size_t i = begin; i < end; ++i) {
-          if (const auto job = read_listed(m_spool, s, job_file(fresh[i]))) {
+          if (const auto job = m_spool.read_listed(s, job_file(fresh[i]))) {
             created[i] = job->time_field("created_at").value_or(0);
           }
         }
@@ -99,7 +73,7 @@ std::vector<StoredJob> Catalog::page(std::optional<JobState> state, std::size_t 
   jobs.reserve(end - offset);
   for (std::size_t i = offset; i < end; ++i) {
     // Moved on since the listing: no longer in this state; its new one is listed next time.
-    if (auto job = read_listed(m_spool, rows[i].s, job_file(*rows[i].id))) {
+    if (auto job = m_spool.read_listed(rows[i].s, job_file(*rows[i].id))) {
       jobs.push_back(StoredJob{rows[i].s, std::move(*job)});
     }
   }

@@ -195,6 +195,25 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
   return std::nullopt;
 }
 
+std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const {
+  std::optional<std::string> text;
+  try {
+    text = sys::read_file_at(dir(s), file, path_of(s, file));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!text) {
+    return std::nullopt; // moved on while we listed
+  }
+  Json j = Json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return std::nullopt;
+  }
+  Job job(std::move(j));
+  job.read_from(s);
+  return job;
+}
+
 StoredJob Spool::load(const std::string& id) const {
   auto sj = try_load(id);
   if (!sj) {
@@ -348,21 +367,11 @@ void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<List
   for_chunks(names.size(), [&](std::size_t begin, std::size_t end) {
     std::vector<Listed> mine;
     for (std::size_t i = begin; i < end; ++i) {
-      std::optional<std::string> text;
-      try {
-        text = sys::read_file_at(dir, names[i], spool.path_of(s, names[i]));
-      } catch (const Error&) {
-        continue; // not a regular file, or unreadable: not a job we can show
-      }
-      if (!text) {
-        continue; // moved on while we listed
-      }
-      Json j = Json::parse(*text, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
+      std::optional<Job> listed = spool.read_listed(s, names[i]);
+      if (!listed) {
         continue;
       }
-      Job job(std::move(j));
-      job.read_from(s);
+      Job& job = *listed;
       const Micros created = job.time_field("created_at").value_or(0);
       std::string id = job.id();
       mine.push_back(Listed{created, std::move(id), StoredJob{s, std::move(job)}});

@@ -129,6 +129,9 @@ public:
   // Error(usage) for a malformed id, Error(failure) when no state holds it.
   StoredJob load(const std::string& id) const;
   std::optional<StoredJob> try_load(const std::string& id) const;
+  // A job file of state `s` as listings show it; nullopt when it is gone, is not a
+  // regular file or cannot be read, or is not a JSON object (listings skip those).
+  std::optional<Job> read_listed(JobState s, const std::string& file) const;
 
   // Durably enqueues jobs already filled and validated (see enqueue.hpp for the checks
   // that come first), paying for durability once per batch: the data of all files, then
