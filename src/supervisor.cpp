@@ -175,9 +175,10 @@ int Supervisor::run(int ready_fd) {
   // of each reading every job file: with a million jobs waiting, that is most of a
   // start's time. A single worker reads the spool itself (sharing would only add the
   // fork of a large process), as does a worker started later.
+  // The config is read here first so that a broken one is one error, not a worker dying
+  // at every start.
+  const std::int64_t default_priority = m_spool.load_config().job_defaults().priority;
   if (m_count > 1) {
-    const std::int64_t default_priority =
-        ConfigCache().get(m_spool.root_dir(), m_spool.path_of("config.json", "")).job_defaults().priority;
     for (JobState s : {JobState::pending, JobState::failed}) {
       for (const IndexEntry& e : read_waiting(m_spool, s, default_priority, [](const std::string&) { return false; })) {
         m_snapshot.add(e);
@@ -257,6 +258,7 @@ int run_supervisor(const std::filesystem::path& root, int count, int ready_fd) {
 
 std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) {
   Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
+  (void)spool.load_config();       // or its config broken
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     throw_errno("cannot create pipe for", "worker start --detach");

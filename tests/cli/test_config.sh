@@ -33,4 +33,15 @@ echo '{broken' >"$S/config.json"
 expect 1 q config list
 assert_one_error_line
 assert_contains "$ERR" "config.json"
+# Workers do not start on it: one error, not a worker dying at every start.
+for n in 1 2; do
+  expect 1 q worker start --count $n
+  assert_one_error_line
+  assert_contains "$ERR" "config.json"
+  expect 1 q worker start --count $n --detach
+  assert_one_error_line
+  assert_contains "$ERR" "config.json"
+done
+expect 0 q worker status
+assert_eq "$OUT" "no workers running"
 echo "ok"
