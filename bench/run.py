@@ -84,6 +84,11 @@ def compile_c(name):
     return exe
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 def hyperfine(cmds, runs=300, warmup=20):
     """Median wall time (s) of each command, run interleaved by hyperfine."""
     js = os.path.join(WORK, "hf.json")
@@ -139,19 +144,22 @@ def bench_enqueue():
         # A worker reads every waiting job before it claims the first (the first claimed
         # must be the first in order): `worker start --detach` returns when all its workers
         # have. Against one thread reading every job file once; all from the page cache.
-        read_all, start = [], {1: [], 2: []}
+        read_all, start, rss = [], {1: [], 2: []}, []
         for _ in range(REPS):
             t0 = time.monotonic()
             sh(compile_c("readfiles"), os.path.join(big, "pending"), stdout=subprocess.DEVNULL)
             read_all.append(time.monotonic() - t0)
             for count in start:
                 t0 = time.monotonic()
-                q(big, "worker", "start", "--detach", "--count", str(count))
+                pids = q(big, "worker", "start", "--detach", "--count", str(count)).split()
                 start[count].append(time.monotonic() - t0)
+                if count == 1:
+                    rss.append(rss_kib(pids[1]))
                 q(big, "worker", "stop")
         say(f"Worker start on 1,000,000 pending jobs, until ready to claim (median of {REPS}): "
             f"`--count 1` {med(start[1]):.1f} s, `--count 2` {med(start[2]):.1f} s; one thread reading "
-            f"every job file once (`bench/readfiles.c`) {med(read_all):.1f} s.")
+            f"every job file once (`bench/readfiles.c`) {med(read_all):.1f} s. The worker's resident "
+            f"memory then: {med(rss) / 1024:.0f} MiB ({med(rss) * 1024 / 1e6:.0f} bytes per job).")
     say()
     # One enqueue process against /bin/true, and the link choices.
     sp = fresh_spool("single")
