@@ -21,9 +21,12 @@ bool JobIndex::ReadyOrder::operator()(const IndexEntry& a, const IndexEntry& b) 
 }
 
 bool JobIndex::add(IndexEntry e) {
-  if (!m_known.insert(e.id).second) {
+  unsigned& from = m_known[e.id];
+  if ((from & bit(e.from)) != 0) {
     return false;
   }
+  from |= bit(e.from);
+  ++m_size;
   if (e.due > 0) {
     m_timers.push(std::move(e));
   } else {
@@ -42,7 +45,10 @@ std::optional<IndexEntry> JobIndex::pop_ready(Micros now) {
   }
   IndexEntry e = m_ready.top();
   m_ready.pop();
-  m_known.erase(e.id);
+  if (const auto it = m_known.find(e.id); it != m_known.end() && (it->second &= ~bit(e.from)) == 0) {
+    m_known.erase(it);
+  }
+  --m_size;
   return e;
 }
 
@@ -124,7 +130,7 @@ std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int
 
 void index_waiting(JobIndex& index, const Spool& spool, JobState from, std::int64_t default_priority) {
   for (IndexEntry& e :
-       read_waiting(spool, from, default_priority, [&](const std::string& id) { return index.contains(id); })) {
+       read_waiting(spool, from, default_priority, [&](const std::string& id) { return index.contains(id, from); })) {
     index.add(std::move(e));
   }
 }

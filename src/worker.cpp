@@ -219,7 +219,7 @@ void Worker::setup_events() {
 
 void Worker::index_file(JobState s, std::string_view name) {
   const auto id = id_of_file(name);
-  if (!id || m_index.contains(*id)) {
+  if (!id || m_index.contains(*id, s)) {
     return;
   }
   if (auto e = read_index_entry(m_spool, s, *id, std::string(name), m_default_priority)) {

@@ -39,9 +39,9 @@ TEST_CASE("index: a job is indexed once", "[index]") {
   JobIndex ix;
   CHECK(ix.add(entry("a", 0, 1)));
   CHECK_FALSE(ix.add(entry("a", 9, 1)));
-  CHECK(ix.contains("a"));
+  CHECK(ix.contains("a", JobState::pending));
   CHECK(drain(ix, 0).size() == 1);
-  CHECK_FALSE(ix.contains("a"));
+  CHECK_FALSE(ix.contains("a", JobState::pending));
 }
 
 TEST_CASE("index: jobs that are not due wait for their time", "[index]") {
@@ -100,4 +100,26 @@ TEST_CASE("snapshot: a worker's index filled from it is the index it was taken f
     REQUIRE(a->created == b->created);
     REQUIRE(a->due == b->due);
   }
+}
+
+TEST_CASE("index: a stale entry from pending/ does not hide the job's retry from failed/", "[index]") {
+  JobIndex ix;
+  const IndexEntry pending = entry("x", 0, 1);
+  IndexEntry failed = entry("x", 0, 1, 100);
+  failed.from = JobState::failed;
+  CHECK(ix.add(pending));
+  CHECK(ix.add(failed)); // another worker ran it, and it failed: its retry is due at 100
+  CHECK_FALSE(ix.add(failed));
+  CHECK(ix.size() == 2);
+  const auto stale = ix.pop_ready(50); // its claim will find pending/x gone
+  REQUIRE(stale);
+  CHECK(stale->from == JobState::pending);
+  CHECK_FALSE(ix.contains("x", JobState::pending));
+  CHECK(ix.contains("x", JobState::failed));
+  CHECK_FALSE(ix.pop_ready(50));
+  const auto retry = ix.pop_ready(100);
+  REQUIRE(retry);
+  CHECK(retry->from == JobState::failed);
+  CHECK(ix.size() == 0);
+  CHECK_FALSE(ix.contains("x", JobState::failed));
 }

@@ -19,7 +19,7 @@
 #include <optional>
 #include <queue>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 namespace queuectl {
@@ -34,15 +34,20 @@ struct IndexEntry {
 
 class JobIndex {
 public:
-  // Adds a job unless it is already indexed. False if it was.
+  // Adds a job unless it is already indexed from the same state. False if it was. A job
+  // may be indexed from pending/ and failed/ at once: an entry from pending/ that another
+  // worker has since run and failed is stale, and must not hide the job's retry.
   bool add(IndexEntry e);
   // The next job to try: highest priority, then oldest created, then lowest id, among
   // those due at `now` (due timers are promoted first). Removes it from the index.
   std::optional<IndexEntry> pop_ready(Micros now);
   // When the earliest not-yet-due job becomes due.
   std::optional<Micros> next_due() const;
-  bool contains(const std::string& id) const { return m_known.count(id) > 0; }
-  std::size_t size() const { return m_known.size(); }
+  bool contains(const std::string& id, JobState from) const {
+    const auto it = m_known.find(id);
+    return it != m_known.end() && (it->second & bit(from)) != 0;
+  }
+  std::size_t size() const { return m_size; }
 
 private:
   struct ReadyOrder {
@@ -53,7 +58,9 @@ private:
   };
   std::priority_queue<IndexEntry, std::vector<IndexEntry>, ReadyOrder> m_ready;
   std::priority_queue<IndexEntry, std::vector<IndexEntry>, DueOrder> m_timers;
-  std::unordered_set<std::string> m_known;
+  static unsigned bit(JobState s) { return 1U << static_cast<unsigned>(s); }
+  std::unordered_map<std::string, unsigned> m_known; // id -> the states it is indexed from
+  std::size_t m_size = 0;
 };
 
 // Reads what the index needs from a job file's bytes. Unparseable content gives an entry

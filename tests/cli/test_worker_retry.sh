@@ -36,4 +36,24 @@ assert_eq "$(q show once | json "j['exit_code']")" 7
 q enqueue '{"id":"sig","max_retries":0,"command":"kill -9 $$"}' >/dev/null
 wait_until 10 is_state sig dead
 assert_eq "$(q show sig | json "j['exit_code'], j['last_error']")" "137 killed by signal 9 (SIGKILL)"
+q worker stop >/dev/null
+
+# A retry is not hidden from an idle worker by its stale entry for the same job. Worker B
+# is busy when job x arrives, so B indexes x as pending; worker A runs x, which fails,
+# and then takes a long job. When B is free, x's retry must be B's to run, not wait
+# for A to finish (10 s) or for B's next full rescan (60 s).
+XRUNS="$T/xruns"
+q enqueue --id b1 --command "sleep 3" >/dev/null
+start_workers 1
+wait_until 10 is_state b1 processing
+q enqueue "{\"id\":\"x\",\"priority\":9,\"max_retries\":1,\"command\":\"date +%s.%N >>$XRUNS; exit 1\"}" >/dev/null
+q enqueue --id long --priority 1 --command "sleep 10" >/dev/null
+start_workers 1
+wait_until 30 is_state x dead
+python3 - "$XRUNS" <<'PY' || fail "retry of x waited for the busy worker: $(cat "$XRUNS")"
+import sys
+t = [float(x) for x in open(sys.argv[1])]
+print("retry gap", t[1] - t[0])
+sys.exit(0 if len(t) == 2 and 1.9 <= t[1] - t[0] <= 7 else 1)
+PY
 echo "ok"
