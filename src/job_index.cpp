@@ -91,7 +91,7 @@ std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, co
     }
     content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, file));
   } catch (const Error&) {
-    return std::nullopt; // not a regular file, or unreadable: the claim will say why
+    return std::nullopt; // symlinks, FIFOs, directories: never opened through, left where they are
   }
   return index_entry(id, from, content, default_priority, sys::mtime_micros(st));
 }
