@@ -4,6 +4,7 @@
 #include "queuectl/error.hpp"
 #include "queuectl/logs.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/commands.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/stats.hpp"
 #include "queuectl/supervisor.hpp"
@@ -343,7 +344,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
     } else if (logs->parsed()) {
       print_log(spool, job_id, follow, STDOUT_FILENO);
     } else if (cancel->parsed()) {
-      spool.cancel(job_id);
+      cancel_job(spool, job_id);
       out(fmt::format("cancelled {}\n", job_id));
     } else if (purge->parsed()) {
       const JobState s = state_arg(purge_state, false);
@@ -362,7 +363,7 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
         bad_usage("dlq retry needs job ids or --all");
       }
       for (const std::string& id : retry_ids) {
-        spool.retry_dead(id);
+        retry_dead_job(spool, id);
         out(fmt::format("retried {}\n", id));
       }
     } else if (dlq_purge->parsed()) {

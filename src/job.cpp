@@ -108,25 +108,26 @@ std::string generate_id() {
   return fmt::format("{:013x}-{}", static_cast<std::uint64_t>(t), suffix);
 }
 
+std::optional<Job> Job::try_parse(std::string_view text, std::string& why) {
+  std::optional<Json> j = parse_json_text(text, why);
+  if (!j) {
+    return std::nullopt;
+  }
+  if (!j->is_object()) {
+    why = "a job must be a JSON object, not " + std::string(j->type_name());
+    return std::nullopt;
+  }
+  return Job(std::move(*j));
+}
+
 Job Job::parse(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) {
-    // Parse again with exceptions on to get the position of the error.
-    try {
-      const Json again = Json::parse(text.begin(), text.end());
-    } catch (const Json::exception& e) { // a parse_error, or out_of_range for a number like 1e400
-      const std::string what = e.what();
-      const auto pos = what.find("] "); // after "[json.exception.parse_error.101]"
-      bad_usage("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
-    }
-    bad_usage("invalid JSON");
+  std::string why;
+  std::optional<Job> job = try_parse(text, why);
+  if (!job) {
+    bad_usage(why);
   }
-  if (!j.is_object()) {
-    bad_usage("a job must be a JSON object, not " + std::string(j.type_name()));
-  }
-  Job job(std::move(j));
-  job.validate();
-  return job;
+  job->validate();
+  return std::move(*job);
 }
 
 namespace {
@@ -242,16 +243,46 @@ void Job::fill_new(const JobDefaults& defaults, Micros now) {
   }
 }
 
-void Job::read_from(JobState dir) {
-  if (dir == JobState::processing && !run_recorded()) {
-    m_json["attempts"] = attempts() + 1;
+std::optional<JobState> Job::state() const {
+  const auto it = m_json.find("state");
+  if (it == m_json.end() || !it->is_string()) {
+    return std::nullopt;
+  }
+  return parse_state(it->get_ref<const std::string&>());
+}
+
+bool Job::written_by_queuectl() const {
+  const auto it = m_json.find("created_at");
+  return it != m_json.end() && it->is_string();
+}
+
+void Job::read_from(JobState dir, std::string_view stem) {
+  if (!m_json.contains("id")) {
+    m_json["id"] = std::string(stem);
+  }
+  if (dir == JobState::processing) {
+    const auto s = state();
+    if (!s || *s == JobState::pending) {
+      count_run(); // claimed: the run counts from the claim's rename
+    }
   }
   set_state(dir);
 }
 
-bool Job::run_recorded() const {
-  const auto it = m_json.find("state");
-  return it != m_json.end() && it->is_string() && it->get_ref<const std::string&>() == state_name(JobState::processing);
+void Job::set_outcome(std::optional<int> exit_code, const std::string& error) {
+  m_json["exit_code"] = exit_code ? Json(*exit_code) : Json(nullptr);
+  m_json["last_error"] = error.empty() ? Json(nullptr) : Json(error);
+  m_json.erase("next_run_at");
+}
+
+void Job::mark_cancelled() {
+  m_json["last_error"] = "cancelled";
+  m_json.erase("next_run_at");
+}
+
+void Job::reset_for_retry() {
+  m_json["attempts"] = 0;
+  m_json.erase("next_run_at");
 }
 
 std::string Job::id() const { return m_json.value("id", std::string()); }

@@ -66,17 +66,20 @@ IndexEntry index_entry(const std::string& id, JobState from, std::string_view co
   e.from = from;
   e.priority = default_priority;
   e.created = fallback_created;
-  Json j = Json::parse(content.begin(), content.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  std::string why;
+  const std::optional<Job> job = Job::try_parse(content, why);
+  if (!job) {
     return e;
   }
-  const Job job(std::move(j));
-  if (const auto it = job.json().find("priority"); it != job.json().end() && it->is_number_integer()) {
+  if (const auto it = job->json().find("priority"); it != job->json().end() && it->is_number_integer()) {
     e.priority = it->get<std::int64_t>();
   }
-  e.created = job.time_field("created_at").value_or(fallback_created);
-  const auto due = from == JobState::failed ? job.time_field("next_run_at") : job.time_field("run_at");
-  e.due = due.value_or(0);
+  e.created = job->time_field("created_at").value_or(fallback_created);
+  const auto st = job->state();
+  if (from == JobState::pending && job->written_by_queuectl() && st && *st != JobState::pending) {
+    return e; // a move cut short: the claim finishes it (see transition.hpp), now
+  }
+  e.due = job->due_at().value_or(0);
   return e;
 }
 
@@ -89,7 +92,9 @@ std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, co
     if (!fd) {
       return std::nullopt; // gone already
     }
-    content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, file));
+    if (static_cast<std::size_t>(st.st_size) <= k_max_job_file) { // else due now: the claim quarantines it
+      content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, file));
+    }
   } catch (const Error&) {
     return std::nullopt; // symlinks, FIFOs, directories: never opened through, left where they are
   }
@@ -100,7 +105,7 @@ std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int
                                      const std::function<bool(const std::string& id)>& known) {
   std::vector<std::pair<std::string, std::string>> todo; // id, file name
   sys::for_each_entry(spool.dir(from), spool.path_of(from, ""), [&](std::string_view name, unsigned char) {
-    if (auto id = id_of_file(name); id && !known(*id)) {
+    if (auto id = stem_of_file(name); id && !known(*id)) {
       todo.emplace_back(std::move(*id), name);
     }
     return true;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,6 +40,22 @@ struct ChildArgs {
 // In the vfork child: system calls only, then exec or _exit.
 [[noreturn]] void exec_child(ChildArgs& a) {
   ::setpgid(0, 0); // its own process group: Ctrl-C at the worker's terminal spares it
+  // Every signal is blocked since before vfork. One sent to the worker's group before
+  // the setpgid above (a Ctrl-C that raced the claim) is pending here: setting its
+  // action to SIG_IGN discards it, then the default is restored. Our dispositions are a
+  // copy (vfork shares memory, not the signal table), so the worker's stay as they are.
+  sigset_t pending;
+  if (::sigpending(&pending) == 0) {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig != SIGKILL && sig != SIGSTOP && ::sigismember(&pending, sig) == 1) {
+        struct sigaction sa {};
+        sa.sa_handler = SIG_IGN;
+        ::sigaction(sig, &sa, nullptr);
+        sa.sa_handler = SIG_DFL;
+        ::sigaction(sig, &sa, nullptr);
+      }
+    }
+  }
   ::sigprocmask(SIG_SETMASK, &a.mask, nullptr);
   ::dup2(a.null_fd, STDIN_FILENO);
   if (a.log_fd >= 0) {
@@ -107,10 +124,19 @@ pid_t spawn_job(const SpawnSpec& spec) {
   sigemptyset(&a.mask);
   // vfork rather than posix_spawn: glibc's posix_spawn child makes two sigaction calls
   // per signal before exec; this worker installs no handlers, so none are needed.
+  // The child starts with every signal blocked, so that none reaches it before it has a
+  // process group of its own (see exec_child).
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t pid = ::vfork();
   if (pid == 0) {
     exec_child(a);
   }
+  const int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = vfork_errno;
   if (pid < 0) {
     throw_errno("cannot start job", spec.command);
   }

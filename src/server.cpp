@@ -4,6 +4,7 @@
 #include "queuectl/enqueue.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/commands.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/stats.hpp"
 #include "queuectl/sys.hpp"
@@ -291,9 +292,9 @@ void Api::install(httplib::Server& svr) {
         return;
       }
       if (retry) {
-        m_spool.retry_dead(id);
+        retry_dead_job(m_spool, id);
       } else {
-        m_spool.cancel(id);
+        cancel_job(m_spool, id);
       }
       send_json(res, 200, m_spool.load(id).job.json());
     });

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,15 +28,19 @@ std::string job_file(std::string_view id) { return std::string(id) + ".json"; }
 std::string log_file(std::string_view id) { return std::string(id) + ".log"; }
 
 std::optional<std::string> id_of_file(std::string_view name) {
+  auto stem = stem_of_file(name);
+  if (!stem || !valid_id(*stem)) {
+    return std::nullopt;
+  }
+  return stem;
+}
+
+std::optional<std::string> stem_of_file(std::string_view name) {
   constexpr std::string_view ext = ".json";
   if (name.size() <= ext.size() || name[0] == '.' || name.substr(name.size() - ext.size()) != ext) {
     return std::nullopt;
   }
-  std::string id(name.substr(0, name.size() - ext.size()));
-  if (!valid_id(id)) {
-    return std::nullopt;
-  }
-  return id;
+  return std::string(name.substr(0, name.size() - ext.size()));
 }
 
 fs::path Spool::resolve(const std::string& flag) {
@@ -171,6 +176,16 @@ bool Spool::id_taken(const std::string& id) const {
   return false;
 }
 
+std::optional<JobState> Spool::find_except(const std::string& id, JobState except) const {
+  const std::string f = job_file(id);
+  for (JobState s : k_all_states) {
+    if (s != except && sys::exists_at(dir(s), f, path_of(s, f))) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<StoredJob> Spool::try_load(const std::string& id) const {
   if (!valid_id(id)) {
     bad_usage(fmt::format("invalid job id '{}'", id));
@@ -183,13 +198,13 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
       if (!text) {
         continue;
       }
-      Json j = Json::parse(*text, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
-        fail(fmt::format("job file '{}' is not a JSON object", path_of(s, f)));
+      std::string why;
+      std::optional<Job> job = Job::try_parse(*text, why);
+      if (!job) {
+        fail(fmt::format("job file '{}' is not a valid job: {}", path_of(s, f), why));
       }
-      Job job(std::move(j));
-      job.read_from(s);
-      return StoredJob{s, std::move(job)};
+      job->read_from(s, id);
+      return StoredJob{s, std::move(*job)};
     }
   }
   return std::nullopt;
@@ -205,12 +220,11 @@ std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const
   if (!text) {
     return std::nullopt; // moved on while we listed
   }
-  Json j = Json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return std::nullopt;
+  std::string why;
+  std::optional<Job> job = Job::try_parse(*text, why);
+  if (job) {
+    job->read_from(s, stem_of_file(file).value_or(file));
   }
-  Job job(std::move(j));
-  job.read_from(s);
   return job;
 }
 
@@ -232,9 +246,8 @@ void Spool::make_job_file(int dirfd, const std::string& name, std::string_view d
 }
 
 void Spool::stage_new(const Job& job, bool sync, Staged& out) const {
-  static std::atomic<std::uint64_t> serial{0}; // a batch may repeat an id until checked
   out.id = job.id();
-  std::string name = fmt::format("{}.{}.{}.json", out.id, m_pid, serial++);
+  std::string name = temp_name("new");
   make_job_file(tmp_dir(), name, job.dump(), sync);
   out.tmp = std::move(name);
 }
@@ -405,262 +418,122 @@ std::vector<StoredJob> Spool::list_all(std::size_t max) const {
   return jobs_of(rows);
 }
 
-std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& id) const {
-  const std::string f = job_file(id);
+std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& stem, bool* busy) const {
+  if (busy) {
+    *busy = false;
+  }
+  const std::string f = job_file(stem);
   struct stat held {};
   Fd fd = sys::open_regular_at(dir(s), f, path_of(s, f), O_RDONLY, &held);
   if (!fd) {
     return std::nullopt;
   }
   if (!sys::try_lock(fd.get(), true)) {
+    if (busy) {
+      *busy = true;
+    }
     return std::nullopt;
+  }
+  return adopt_lock(s, stem, std::move(fd));
+}
+
+std::optional<LockedJob> Spool::adopt_lock(JobState s, const std::string& stem, Fd fd) const {
+  const std::string f = job_file(stem);
+  struct stat held {};
+  if (::fstat(fd.get(), &held) != 0) {
+    throw_errno("cannot stat", path_of(s, f));
   }
   // The name may have moved on (and a new file taken it) between open and flock.
   const auto now = sys::stat_at(dir(s), f, path_of(s, f));
   if (!now || now->st_ino != held.st_ino || now->st_dev != held.st_dev) {
     return std::nullopt;
   }
-  // Job files are replaced, never edited, but a drop-in's writer may still be appending.
-  std::string content = sys::read_regular(fd.get(), static_cast<std::size_t>(now->st_size), path_of(s, f));
-  return LockedJob{id, s, std::move(fd), std::move(content)};
-}
-
-Spares::~Spares() {
-  for (const Slot& slot : m_slots) {
-    if (!slot.name.empty()) {
-      ::unlinkat(slot.dir, slot.name.c_str(), 0);
-    }
+  LockedJob j{stem, s, std::move(fd), {}, static_cast<std::size_t>(now->st_size)};
+  if (j.size <= k_max_job_file) {
+    // Job files are replaced, never edited, but a drop-in's writer may still be appending.
+    j.content = sys::read_regular(j.lock.get(), j.size, path_of(s, f));
   }
-}
-
-Fd Spool::fill_spare(Spares& spares, JobState s, std::string_view data) const {
-  Spares::Slot& slot = spares.m_slots[static_cast<std::size_t>(s)];
-  const int d = dir(s);
-  Fd fd;
-  if (!slot.name.empty()) {
-    // Our old descriptor may be shared with a command that has not exited; only a fresh
-    // one that takes the lock proves nobody else holds this file.
-    slot.fd.reset();
-    fd = Fd(::openat(d, slot.name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    struct stat st {};
-    if (!fd || !sys::try_lock(fd.get(), true) || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      fd.reset();
-      ::unlinkat(d, slot.name.c_str(), 0);
-      slot.name.clear();
-    }
-  }
-  try {
-    if (!fd) {
-      slot.name = fmt::format(".spare.{}.{}.tmp", spares.m_tag, spares.m_serial++);
-      slot.dir = d;
-      fd = sys::create_file_at(d, slot.name, {}, false, path_of(s, slot.name), m_file_mode, true);
-      sys::lock(fd.get(), true);
-    }
-    // Overwritten in place, then cut to size: the file keeps its block, so nothing is
-    // freed and allocated again.
-    sys::write_all(fd.get(), data, path_of(s, slot.name));
-    if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) {
-      throw_errno("cannot truncate", path_of(s, slot.name));
-    }
-  } catch (const Error&) {
-    if (!slot.name.empty()) {
-      ::unlinkat(d, slot.name.c_str(), 0);
-      slot.name.clear();
-    }
-    return Fd();
-  }
-  return fd;
-}
-
-StagedRewrite Spool::stage_rewrite(const LockedJob& locked, Job& job, Spares* spares) const {
-  const int d = dir(locked.state);
-  job.set_state(locked.state);
-  job.touch(now_micros());
-  StagedRewrite st;
-  st.state = locked.state;
-  st.content = job.dump();
-  if (spares && !spares->m_unsupported) {
-    st.fd = fill_spare(*spares, locked.state, st.content);
-    if (st.fd) {
-      st.tmp = spares->m_slots[static_cast<std::size_t>(locked.state)].name;
-      st.spares = spares;
-      return st;
-    }
-  }
-  st.tmp = fmt::format(".{}.{}.tmp", job_file(locked.id), m_pid);
-  st.fd = sys::create_file_at(d, st.tmp, st.content, false, path_of(locked.state, st.tmp), m_file_mode, true);
-  // Locked before it can take the name, so the name is never unlocked.
-  sys::lock(st.fd.get(), true);
-  return st;
-}
-
-void Spool::commit_rewrite(LockedJob& locked, StagedRewrite& st, bool sync) {
-  const int d = dir(locked.state);
-  const std::string f = job_file(locked.id);
-  Spares::Slot* slot = st.spares ? &st.spares->m_slots[static_cast<std::size_t>(locked.state)] : nullptr;
-  bool exchanged = false;
-  try {
-    // The data first: a crash then leaves the old content or the new, never a torn file.
-    if (::fdatasync(st.fd.get()) != 0) {
-      throw_errno("cannot sync", path_of(locked.state, st.tmp));
-    }
-    if (slot) {
-      if (::renameat2(d, st.tmp.c_str(), d, f.c_str(), RENAME_EXCHANGE) == 0) {
-        exchanged = true;
-      } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-        st.spares->m_unsupported = true; // this file system: plain renames from now on
-      } else {
-        throw_errno("cannot replace", path_of(locked.state, f));
-      }
-    }
-    if (!exchanged && ::renameat(d, st.tmp.c_str(), d, f.c_str()) != 0) {
-      throw_errno("cannot replace", path_of(locked.state, f));
-    }
-  } catch (...) {
-    ::unlinkat(d, st.tmp.c_str(), 0);
-    if (slot) {
-      slot->name.clear();
-    }
-    throw;
-  }
-  if (slot) {
-    if (exchanged) {
-      slot->fd = std::move(locked.lock); // the old inode is the spare now
-    } else {
-      slot->name.clear(); // the spare became the job
-    }
-  }
-  if (sync) {
-    sys::fsync_fd(d, path_of(locked.state, ""));
-  }
-  // Without an exchange the old inode is gone from every directory; its lock goes with it.
-  locked.lock = std::move(st.fd);
-  locked.content = std::move(st.content);
-}
-
-void Spool::discard_rewrite(StagedRewrite& st) const {
-  if (!st.spares && !st.tmp.empty() && st.fd) {
-    ::unlinkat(dir(st.state), st.tmp.c_str(), 0);
-  }
-  st.fd.reset();
-  st.tmp.clear();
-}
-
-void Spool::rewrite(LockedJob& locked, Job& job, bool sync, Spares* spares) {
-  StagedRewrite st = stage_rewrite(locked, job, spares);
-  commit_rewrite(locked, st, sync);
-}
-
-void Spool::rename_job(LockedJob& locked, JobState to) {
-  const int from_d = dir(locked.state);
-  const int to_d = dir(to);
-  const std::string f = job_file(locked.id);
-  const std::string l = log_file(locked.id);
-  if (to == locked.state) {
-    return;
-  }
-  // The log first: if we die between the two renames, the job is still where it was
-  // and `logs` finds the log by looking in every state directory.
-  sys::rename_noreplace(from_d, l, to_d, l, path_of(locked.state, l), true);
-  if (!sys::rename_noreplace(from_d, f, to_d, f, path_of(locked.state, f))) {
-    ::renameat2(to_d, l.c_str(), from_d, l.c_str(), RENAME_NOREPLACE); // the log goes back
-    fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", locked.id,
-                     state_dir(to)));
-  }
-  locked.state = to;
-}
-
-void Spool::move(LockedJob& locked, JobState to, Job& job, bool sync, Spares* spares) {
-  rename_job(locked, to);
-  rewrite(locked, job, sync, spares);
+  return j;
 }
 
 void Spool::sync_dir(JobState s) const { sys::fsync_fd(dir(s), path_of(s, "")); }
 
-std::string Spool::quarantine(JobState s, const std::string& file, const std::string& reason,
-                              const Json& fields) {
-  const int dead = dir(JobState::dead);
-  std::string orig = file + ".orig";
-  for (int n = 1; !sys::rename_noreplace(dir(s), file, dead, orig, path_of(s, file)); ++n) {
-    orig = fmt::format("{}.{}.orig", file, n);
+std::string Spool::temp_name(std::string_view kind) const {
+  static std::atomic<std::uint64_t> serial{0};
+  return fmt::format(".queuectl.{}.{}.{}", m_pid, serial++, kind);
+}
+
+namespace {
+
+constexpr Micros k_stale_after = 600'000'000; // ten minutes
+
+// The pid in ".queuectl.<pid>.<n>.<kind>"; 0 for other names.
+pid_t owner_of(std::string_view name) {
+  constexpr std::string_view prefix = ".queuectl.";
+  if (name.substr(0, prefix.size()) != prefix) {
+    return 0;
   }
-  sys::fsync_fd(dead, path_of(JobState::dead, ""));
-  std::string rid;
-  const std::string stem = file.size() > 5 && file.substr(file.size() - 5) == ".json"
-                               ? file.substr(0, file.size() - 5)
-                               : file;
-  if (valid_id(stem) && !id_taken(stem)) {
-    rid = stem;
-  } else {
-    rid = generate_id();
+  name.remove_prefix(prefix.size());
+  pid_t pid = 0;
+  for (char c : name.substr(0, name.find('.'))) {
+    if (c < '0' || c > '9' || pid > 100'000'000) {
+      return 0;
+    }
+    pid = pid * 10 + (c - '0');
   }
-  Json rec = fields.is_object() ? fields : Json::object();
-  rec["id"] = rid;
-  rec["state"] = "dead";
+  return pid;
+}
+
+bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+// Removes `name` from `dir` if it is a regular file nobody holds a lock on.
+void remove_unlocked(int dir, const std::string& name) {
+  Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  struct stat st {};
+  if (fd && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && sys::try_lock(fd.get(), true)) {
+    ::unlinkat(dir, name.c_str(), 0);
+  }
+}
+
+} // namespace
+
+void Spool::sweep_tmp() const {
   const Micros now = now_micros();
-  if (!rec.contains("created_at") || !rec["created_at"].is_string()) {
-    rec["created_at"] = format_time(now);
+  std::vector<std::string> names;
+  sys::for_each_entry(tmp_dir(), path_of("tmp", ""), [&](std::string_view name, unsigned char) {
+    names.emplace_back(name);
+    return true;
+  });
+  for (const std::string& n : names) {
+    const pid_t owner = owner_of(n);
+    bool stale = owner != 0 && owner != m_pid && !process_alive(owner);
+    if (!stale) {
+      struct stat st {};
+      stale = ::fstatat(tmp_dir(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && now - sys::mtime_micros(st) > k_stale_after;
+    }
+    if (stale) {
+      remove_unlocked(tmp_dir(), n);
+    }
   }
-  rec["updated_at"] = format_time(now);
-  rec["last_error"] = reason;
-  rec["original_file"] = orig;
-  const std::string name = job_file(rid);
-  const std::string tmp = "." + name + ".q.tmp";
-  ::unlinkat(dead, tmp.c_str(), 0);
-  make_job_file(dead, tmp, Job(rec).dump(), true);
-  if (!sys::rename_noreplace(dead, tmp, dead, name, path_of(JobState::dead, name))) {
-    ::unlinkat(dead, tmp.c_str(), 0);
-    fail(fmt::format("cannot write dead-letter record '{}': it exists", path_of(JobState::dead, name)));
-  }
-  sys::fsync_fd(dead, path_of(JobState::dead, ""));
-  return rid;
 }
 
-void Spool::cancel(const std::string& id) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const StoredJob sj = load(id);
-    if (sj.state != JobState::pending && sj.state != JobState::failed) {
-      fail(fmt::format("cannot cancel job '{}': it is {} (only pending and failed jobs can be "
-                       "cancelled)",
-                       id, state_name(sj.state)));
+void Spool::sweep_old_temps() const {
+  const Micros now = now_micros();
+  for (JobState s : k_all_states) {
+    std::vector<std::string> names;
+    sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char) {
+      if (name.size() > 5 && name[0] == '.' && name.substr(name.size() - 4) == ".tmp") {
+        names.emplace_back(name);
+      }
+      return true;
+    });
+    for (const std::string& n : names) {
+      struct stat st {};
+      if (::fstatat(dir(s), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && now - sys::mtime_micros(st) > k_stale_after) {
+        remove_unlocked(dir(s), n);
+      }
     }
-    auto locked = lock_job(sj.state, id);
-    if (!locked) {
-      continue; // a worker is claiming it or it just moved: look again
-    }
-    Json j = Json::parse(locked->content, nullptr, false);
-    Job job(j.is_object() ? std::move(j) : Json::object());
-    job.json()["last_error"] = "cancelled";
-    move(*locked, JobState::dead, job, true);
-    record_stats(*this, StatsEvent{Counter::jobs_dead, std::nullopt, std::nullopt});
-    return;
   }
-  fail(fmt::format("cannot cancel job '{}': a worker is claiming it right now", id));
-}
-
-void Spool::retry_dead(const std::string& id) {
-  const StoredJob sj = load(id);
-  if (sj.state != JobState::dead) {
-    fail(fmt::format("cannot retry job '{}': it is {}, not dead", id, state_name(sj.state)));
-  }
-  if (sj.job.json().contains("original_file")) {
-    fail(fmt::format("cannot retry job '{}': it was an invalid file ({}); fix it and enqueue it "
-                     "again",
-                     id, path_of(JobState::dead, sj.job.json().value("original_file", ""))));
-  }
-  auto locked = lock_job(JobState::dead, id);
-  if (!locked) {
-    fail(fmt::format("cannot retry job '{}': another command is moving it", id));
-  }
-  Json j = Json::parse(locked->content, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    fail(fmt::format("cannot retry job '{}': its file is not a JSON object", id));
-  }
-  Job job(std::move(j));
-  job.json()["attempts"] = 0;
-  job.json().erase("next_run_at");
-  move(*locked, JobState::pending, job, true);
-  record_stats(*this, StatsEvent{Counter::jobs_retried, std::nullopt, std::nullopt});
 }
 
 std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {
@@ -679,11 +552,13 @@ std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {
     if (!locked) {
       continue;
     }
-    Json j = Json::parse(locked->content, nullptr, false);
+    std::string why;
+    const std::optional<Job> job = Job::try_parse(locked->content, why);
+    const Json j = job ? job->json() : Json();
     if (older_than_s) {
       std::optional<Micros> updated;
-      if (j.is_object()) {
-        updated = Job(j).time_field("updated_at");
+      if (job) {
+        updated = job->time_field("updated_at");
       }
       if (!updated) {
         struct stat st {};

@@ -76,6 +76,18 @@ bool add_locked(int fd, const StatsEvent& e);
 
 } // namespace
 
+StatsEvent outcome_event(JobState to, std::optional<double> completed_seconds) {
+  StatsEvent e;
+  if (to == JobState::completed) {
+    e.a = Counter::runs_completed;
+    e.completed_seconds = completed_seconds;
+  } else {
+    e.a = Counter::runs_failed;
+    e.b = to == JobState::failed ? Counter::jobs_retried : Counter::jobs_dead;
+  }
+  return e;
+}
+
 bool record_stats(const Spool& spool, const StatsEvent& e) {
   Fd fd(::openat(spool.root_dir(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, spool.file_mode()));
   if (!fd || ::flock(fd.get(), LOCK_EX) != 0) {

@@ -4,6 +4,7 @@
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
+#include "queuectl/transition.hpp"
 #include "queuectl/worker.hpp"
 
 #include <fmt/format.h>
@@ -23,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 
 namespace queuectl {
 
@@ -300,6 +302,57 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) 
   return pids;
 }
 
+namespace {
+
+// The commands of jobs whose worker died run on, holding their job's lock: `worker stop
+// --now` ends them like the running ones (SIGTERM to their process groups, SIGKILL after
+// a grace) and records each run as a failed attempt. Their holders are found through
+// /proc; the lock is the proof that a process still runs the job.
+void end_orphans(const Spool& spool) {
+  const std::string reason = "stopped by 'queuectl worker stop --now'";
+  Transitions tx(spool);
+  std::vector<std::string> held;
+  tx.recover("worker died", &held);
+  std::set<pid_t> groups;
+  for (const std::string& id : held) {
+    const auto st = sys::stat_at(spool.dir(JobState::processing), job_file(id), spool.path_of(JobState::processing, job_file(id)));
+    for (pid_t pid : st ? sys::pids_locking(st->st_dev, st->st_ino) : std::vector<pid_t>()) {
+      if (const pid_t pgid = ::getpgid(pid); pgid > 1 && pgid != ::getpgrp()) {
+        groups.insert(pgid);
+      }
+    }
+  }
+  for (pid_t g : groups) {
+    ::kill(-g, SIGTERM);
+  }
+  const Micros kill_at = now_micros() + 2'000'000;
+  const Micros give_up = kill_at + 5'000'000;
+  bool killed = false;
+  while (!held.empty() && now_micros() < give_up) {
+    if (!killed && now_micros() >= kill_at) {
+      for (pid_t g : groups) {
+        ::kill(-g, SIGKILL);
+      }
+      killed = true;
+    }
+    std::vector<std::string> still;
+    for (const std::string& id : held) {
+      bool busy = false;
+      if (auto l = spool.lock_job(JobState::processing, id, &busy)) {
+        tx.recover_locked(std::move(*l), reason);
+      } else if (busy) {
+        still.push_back(id);
+      }
+    }
+    held.swap(still);
+    if (!held.empty()) {
+      ::usleep(10'000); // the commands are exiting: a lock has no wait with a deadline
+    }
+  }
+}
+
+} // namespace
+
 std::size_t stop_all(const Spool& spool, bool now) {
   const int sig = now ? SIGUSR1 : SIGTERM;
   const auto recs = live_records(spool);
@@ -328,6 +381,9 @@ std::size_t stop_all(const Spool& spool, bool now) {
   }
   for (const WorkerInfo& w : recs) {
     wait_for_exit(spool, w.file);
+  }
+  if (now) {
+    end_orphans(spool);
   }
   return workers;
 }

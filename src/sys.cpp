@@ -313,4 +313,46 @@ void for_each_entry(int dir, const std::string& display,
   }
 }
 
+std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
+  std::vector<pid_t> out;
+  Fd proc(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!proc) {
+    return out;
+  }
+  std::vector<std::string> pids;
+  for_each_entry(proc.get(), "/proc", [&](std::string_view name, unsigned char) {
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string_view::npos) {
+      pids.emplace_back(name);
+    }
+    return true;
+  });
+  for (const std::string& pid : pids) {
+    const std::string fd_dir = pid + "/fd";
+    Fd fds(::openat(proc.get(), fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fds) {
+      continue; // gone, or not ours to look at
+    }
+    bool holds = false;
+    try {
+      for_each_entry(fds.get(), fd_dir, [&](std::string_view name, unsigned char) {
+        struct stat st {};
+        // fstatat follows the magic link to the open file itself; fdinfo lists the locks
+        // taken through that descriptor.
+        const std::string fd(name);
+        if (::fstatat(fds.get(), fd.c_str(), &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino) {
+          const auto info = read_file_at(proc.get(), pid + "/fdinfo/" + fd, "fdinfo");
+          holds = info && info->find("FLOCK") != std::string::npos;
+        }
+        return !holds;
+      });
+    } catch (const Error&) {
+      continue; // it exited while we looked
+    }
+    if (holds) {
+      out.push_back(static_cast<pid_t>(std::atol(pid.c_str())));
+    }
+  }
+  return out;
+}
+
 } // namespace queuectl::sys

@@ -2,18 +2,19 @@
 
 #include "queuectl/error.hpp"
 #include "queuectl/job_index.hpp"
-#include "queuectl/lifecycle.hpp"
 #include "queuectl/process.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/stats.hpp"
 #include "queuectl/sys.hpp"
+#include "queuectl/transition.hpp"
 
 #include <fmt/format.h>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -24,6 +25,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -32,29 +34,26 @@ namespace queuectl {
 
 namespace {
 
-constexpr Micros k_recover_every = 4'000'000;   // abandoned jobs are found within 5 s
+constexpr Micros k_recover_every = 4'000'000;   // backstop: abandoned jobs are found within 5 s
 constexpr Micros k_rescan_every = 60'000'000;   // backstop in case inotify missed something
 constexpr Micros k_kill_grace = 2'000'000;      // SIGTERM -> SIGKILL
-constexpr Micros k_clean_every = 600'000'000;   // temporaries left by crashed processes
+constexpr Micros k_sweep_every = 60'000'000;    // leftovers of dead processes in tmp/
 // A run's start is written into the job file only once the run has lasted this long: a
-// shorter run's outcome is written instead (see claim_job in lifecycle.hpp).
+// shorter run's outcome is written instead (see Transitions::claim).
 constexpr Micros k_record_start_after = 50'000;
 constexpr auto k_group_window = std::chrono::milliseconds(20); // see Committer
 constexpr std::size_t k_group_max = 32;
 
-// Finishes jobs off the worker's critical path: moving a job to its next state costs an
-// fdatasync and an fsync, which this thread pays while the worker already runs the next
-// job. It commits in groups: what finishes within k_group_window of the first item (or
-// while it syncs) shares one fsync per directory. Each sync costs the machine more than
-// its own time (it slows every process start running beside it), and the group only
-// delays when the outcome is durable and the job's lock is released, not the job's move
-// into its next directory.
+// Finishes jobs off the worker's critical path: writing an outcome costs an fdatasync
+// and moving the job an fsync of its new directory, which this thread pays while the
+// worker already runs the next job. It commits in groups: what finishes within
+// k_group_window of the first item (or while it syncs) shares one fsync per directory.
+// Each sync costs the machine more than its own time (it slows every process start
+// running beside it). The job stays locked until its new state is durable.
 class Committer {
 public:
   struct Item {
-    LockedJob locked;
-    Job job;
-    JobState to;
+    Outcome outcome;
     StatsEvent stats;
   };
 
@@ -98,27 +97,27 @@ private:
         batch.swap(m_items);
       }
       std::set<JobState> dirs;
+      std::vector<const Item*> done;
       for (Item& it : batch) {
         try {
-          m_spool.move(it.locked, it.to, it.job, false, &m_spares);
-          dirs.insert(it.to);
+          m_tx.commit(it.outcome);
+          dirs.insert(it.outcome.to);
+          done.push_back(&it);
         } catch (const Error& e) {
           // The job stays in processing/; once its lock is dropped below, recovery
-          // counts the run as failed ("worker died") rather than losing it.
-          m_log(fmt::format("cannot record the outcome of job {}: {}", it.locked.id, e.what()));
+          // finishes the move or counts the run as failed, rather than losing it.
+          m_log(fmt::format("cannot record the outcome of job {}: {}", it.outcome.claimed.id(), e.what()));
         }
       }
       for (JobState s : dirs) {
         try {
-          m_spool.sync_dir(s);
+          m_tx.sync(s);
         } catch (const Error& e) {
           m_log(e.what());
         }
       }
-      for (const Item& it : batch) {
-        if (it.locked.state == it.to) {
-          m_stats.record(it.stats);
-        }
+      for (const Item* it : done) {
+        m_stats.record(it->stats);
       }
       // Locks are released here, after the new state is durable.
     }
@@ -127,7 +126,7 @@ private:
   Spool& m_spool;
   const LogSink& m_log;
   StatsWriter m_stats{m_spool};
-  Spares m_spares{fmt::format("{}c", ::getpid())};
+  Transitions m_tx{m_spool};
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<Item> m_items;
@@ -135,12 +134,71 @@ private:
   std::thread m_thread;
 };
 
+// Threads that wait for the lock of a job whose worker is gone while its command runs on
+// (an orphan): the kernel hands the lock over the moment the last process holding it
+// exits, and the worker recovers the job at once instead of at its next scan. Each
+// waiter blocks in flock(2) on a descriptor of its own; what it gets is handed to the
+// worker's event loop through an eventfd. The threads are detached: a worker that stops
+// leaves the waiting to the next one (its process exit ends them).
+class LockWaiters {
+public:
+  LockWaiters() : m_box(std::make_shared<Box>()) {
+    m_box->event = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!m_box->event) {
+      throw_errno("cannot create eventfd for", "worker");
+    }
+  }
+  int fd() const { return m_box->event.get(); }
+
+  // Starts waiting for processing/<id>.json unless a waiter does already.
+  void wait_for(const Spool& spool, const std::string& id) {
+    if (!m_waiting.insert(id).second) {
+      return;
+    }
+    const std::string f = job_file(id);
+    Fd fd(::openat(spool.dir(JobState::processing), f.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd) {
+      m_waiting.erase(id);
+      return;
+    }
+    std::thread([box = m_box, id, fd = std::move(fd)]() mutable {
+      sys::lock(fd.get(), true);
+      const std::lock_guard<std::mutex> g(box->mutex);
+      box->ready.emplace_back(id, std::move(fd));
+      const std::uint64_t one = 1;
+      (void)!::write(box->event.get(), &one, sizeof one); // a full counter still wakes the loop
+    }).detach();
+  }
+
+  // The locks acquired since the last call.
+  std::vector<std::pair<std::string, Fd>> take() {
+    std::uint64_t n = 0;
+    (void)!::read(m_box->event.get(), &n, sizeof n); // EAGAIN: nothing new
+    std::vector<std::pair<std::string, Fd>> out;
+    {
+      const std::lock_guard<std::mutex> g(m_box->mutex);
+      out.swap(m_box->ready);
+    }
+    for (const auto& [id, fd] : out) {
+      m_waiting.erase(id);
+    }
+    return out;
+  }
+
+private:
+  struct Box {
+    std::mutex mutex;
+    std::vector<std::pair<std::string, Fd>> ready;
+    Fd event;
+  };
+  std::shared_ptr<Box> m_box;
+  std::set<std::string> m_waiting;
+};
+
 struct Running {
-  Claim claim;
+  Claimed claim;
   pid_t pid = 0;
-  Fd log;
   Micros started = 0;
-  bool start_recorded = false; // the staged rewrite is committed
   Micros deadline = 0; // 0: no timeout
   Micros kill_at = 0;  // SIGKILL the group at this time (after SIGTERM)
   bool timed_out = false;
@@ -160,38 +218,36 @@ private:
   void drain_inotify();
   void drain_signals();
   void start_next(Micros now);
-  void launch(Claim c, Micros now);
+  void launch(Claimed c, Micros now);
   void finish(int status, Micros now);
-  void conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
+  void conclude(Claimed c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
   void record_start();
   void recover();
-  void prepare_log();
-  Fd open_log(const std::string& id);
+  void recover_released();
+  void sweep();
+  void append_log(int fd, const std::string& text);
   int poll_timeout(Micros now) const;
   const Config& config() { return m_config.get(m_spool.root_dir(), m_spool.path_of("config.json", "")); }
 
   Spool& m_spool;
   const LogSink& m_log;
   Registration m_reg;
+  Transitions m_tx{m_spool};
   JobIndex m_index;
+  LockWaiters m_waiters;
   Fd m_inotify;
   Fd m_signals;
   int m_wd_pending = -1;
   int m_wd_failed = -1;
   std::optional<Running> m_run;
   bool m_stopping = false;
-  bool m_stop_now = false;
   bool m_rescan = false;
   Micros m_next_recover = 0;
   Micros m_next_rescan = 0;
-  Micros m_next_clean = 0;
+  Micros m_next_sweep = 0;
   std::int64_t m_default_priority = 0;
   pid_t m_pid = ::getpid();
   ConfigCache m_config;
-  Spares m_spares{fmt::format("{}w", m_pid)};
-  Fd m_spare_log; // see prepare_log
-  std::string m_spare_log_name;
-  unsigned m_spare_log_serial = 0;
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
@@ -218,11 +274,11 @@ void Worker::setup_events() {
 }
 
 void Worker::index_file(JobState s, std::string_view name) {
-  const auto id = id_of_file(name);
-  if (!id || m_index.contains(*id, s)) {
+  const auto stem = stem_of_file(name);
+  if (!stem || m_index.contains(*stem, s)) {
     return;
   }
-  if (auto e = read_index_entry(m_spool, s, *id, std::string(name), m_default_priority)) {
+  if (auto e = read_index_entry(m_spool, s, *stem, std::string(name), m_default_priority)) {
     m_index.add(std::move(*e));
   }
 }
@@ -268,7 +324,6 @@ void Worker::drain_signals() {
       break;
     case SIGUSR1:
       m_stopping = true;
-      m_stop_now = true;
       if (m_run && !m_run->stopped) {
         m_run->stopped = true;
         signal_group(m_run->pid, SIGTERM);
@@ -284,78 +339,52 @@ void Worker::drain_signals() {
 
 void Worker::start_next(Micros now) {
   while (auto e = m_index.pop_ready(now)) {
-    std::optional<Claim> c;
-    Micros due = 0;
-    ClaimOutcome outcome = ClaimOutcome::gone;
+    ClaimResult r;
     try {
-      outcome = claim_job(m_spool, config(), *e, now, c, &due, &m_spares);
+      r = m_tx.claim(e->from, e->id, config(), now);
     } catch (const Error& err) {
       m_log(fmt::format("cannot claim job {}: {}", e->id, err.what()));
       continue;
     }
-    switch (outcome) {
-    case ClaimOutcome::claimed:
-      launch(std::move(*c), now);
+    switch (r.status) {
+    case ClaimResult::claimed:
+      launch(std::move(*r.job), now);
       return;
-    case ClaimOutcome::not_due:
-      e->due = due;
+    case ClaimResult::not_due:
+      e->due = r.due;
       m_index.add(std::move(*e));
       break;
-    case ClaimOutcome::quarantined:
-      m_log(fmt::format("job file {} is invalid: moved to dead/", job_file(e->id)));
+    case ClaimResult::quarantined:
+      m_log(fmt::format("job file {}/{} is invalid ({}): moved to dead/", state_dir(e->from), job_file(e->id), r.note));
       record_stats(m_spool, StatsEvent{Counter::jobs_dead, std::nullopt, std::nullopt});
       break;
-    case ClaimOutcome::gone:
+    case ClaimResult::resolved:
+      m_log(r.note);
+      break;
+    case ClaimResult::gone:
       break;
     }
   }
 }
 
-// A worker keeps an empty log file ready in processing/ (a locked dot-temp) and renames it
-// into place when it claims a job, so that creating a file, which allocates an inode and
-// is slow on some file systems, is done between jobs rather than between a job's enqueue
-// and its start.
-void Worker::prepare_log() {
-  if (m_spare_log) {
+void Worker::append_log(int fd, const std::string& text) {
+  if (fd < 0) {
     return;
   }
-  const int pdir = m_spool.dir(JobState::processing);
-  m_spare_log_name = fmt::format(".log.{}.{}.tmp", m_pid, m_spare_log_serial++);
-  Fd fd(::openat(pdir, m_spare_log_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                 m_spool.file_mode()));
-  if (fd && sys::try_lock(fd.get(), true)) { // locked: never taken for a stale temporary
-    m_spare_log = std::move(fd);
-  } else if (fd) {
-    ::unlinkat(pdir, m_spare_log_name.c_str(), 0);
+  try {
+    sys::write_all(fd, text, "job log");
+  } catch (const Error& e) {
+    m_log(e.what()); // the job runs without its header: its output still goes to the log
   }
 }
 
-Fd Worker::open_log(const std::string& id) {
-  const int pdir = m_spool.dir(JobState::processing);
-  const std::string lname = log_file(id);
-  if (m_spare_log) {
-    if (::renameat2(pdir, m_spare_log_name.c_str(), pdir, lname.c_str(), RENAME_NOREPLACE) == 0) {
-      return std::move(m_spare_log);
-    }
-    if (errno != EEXIST) {
-      m_spare_log.reset(); // gone: a new one is made after this job
-    }
-  }
-  // A log from an earlier run of the job (it moves with the job), or no spare: append.
-  return Fd(::openat(pdir, lname.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
-}
-
-void Worker::launch(Claim c, Micros now) {
-  const std::string id = c.locked.id;
-  Fd log = open_log(id);
-  const Json& j = c.job.json();
-  if (log) {
-    const std::string head = fmt::format("=== queuectl: job {} attempt {} of {} started {} by worker {} ===\n", id,
-                                         c.job.attempts(), c.job.max_runs(), format_time(now), m_pid);
-    (void)!::write(log.get(), head.data(), head.size());
-  }
+void Worker::launch(Claimed c, Micros now) {
+  const std::string id = c.id();
+  const Json& j = c.job().json();
+  append_log(c.log_fd(), fmt::format("=== queuectl: job {} attempt {} of {} started {} by worker {} ===\n", id,
+                                     c.job().attempts(), c.job().max_runs(), format_time(now), m_pid));
   SpawnSpec spec;
-  spec.command = c.job.command();
+  spec.command = c.job().command();
   if (const auto it = j.find("cwd"); it != j.end() && it->is_string()) {
     spec.cwd = it->get<std::string>();
   }
@@ -363,46 +392,36 @@ void Worker::launch(Claim c, Micros now) {
     spec.env = *it;
   }
   spec.env["QUEUECTL_JOB_ID"] = id;
-  spec.env["QUEUECTL_ATTEMPT"] = std::to_string(c.job.attempts());
+  spec.env["QUEUECTL_ATTEMPT"] = std::to_string(c.job().attempts());
   spec.env["QUEUECTL_SPOOL"] = m_spool.root().string();
-  spec.log_fd = log ? log.get() : -1;
-  // Both the job file in place and its staged new content: whichever holds the name
-  // when this worker dies, the command holds its lock.
-  spec.keep_fds = {c.locked.lock.get(), c.staged.fd.get()};
+  spec.log_fd = c.log_fd();
+  // Whichever file holds the job's name when this worker dies, the command holds its lock.
+  spec.keep_fds = c.inherit_fds();
   pid_t pid = 0;
-  std::optional<std::string> spawn_error;
   try {
     pid = spawn_job(spec);
   } catch (const Error& e) {
-    spawn_error = e.what();
-  }
-  if (spawn_error) {
-    if (log) {
-      const std::string line = *spawn_error + "\n";
-      (void)!::write(log.get(), line.data(), line.size());
-    }
-    conclude(std::move(c), RunResult{127, *spawn_error}, now);
+    append_log(c.log_fd(), std::string(e.what()) + "\n");
+    conclude(std::move(c), RunResult{127, e.what()}, now);
     return;
   }
   m_reg.set_job(id);
   Running r;
   r.claim = std::move(c);
   r.pid = pid;
-  r.log = std::move(log);
   r.started = now;
-  const double t = r.claim.job.timeout();
+  const double t = r.claim.job().timeout();
   r.deadline = t > 0 ? later_by(now, t) : 0;
   m_run = std::move(r);
 }
 
 // The run has lasted: its start goes into the job file (attempts, state processing).
 void Worker::record_start() {
-  m_run->start_recorded = true;
   try {
-    m_spool.commit_rewrite(m_run->claim.locked, m_run->claim.staged, false);
+    m_tx.record_start(m_run->claim);
   } catch (const Error& e) {
     // Nothing lost: the file keeps its old content, which readers count the run for.
-    m_log(fmt::format("cannot record the start of job {}: {}", m_run->claim.locked.id, e.what()));
+    m_log(fmt::format("cannot record the start of job {}: {}", m_run->claim.id(), e.what()));
   }
 }
 
@@ -418,52 +437,97 @@ void Worker::finish(int status, Micros now) {
   } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
     res.error = describe_status(status);
   }
-  if (r.log) {
-    const std::string tail = fmt::format("=== queuectl: job {} {} after {:.3f} s ===\n", r.claim.locked.id,
-                                         res.error.empty() ? "completed" : res.error,
-                                         static_cast<double>(now - r.started) / 1e6);
-    (void)!::write(r.log.get(), tail.data(), tail.size());
-  }
-  r.log.reset();
+  append_log(r.claim.log_fd(), fmt::format("=== queuectl: job {} {} after {:.3f} s ===\n", r.claim.id(),
+                                           res.error.empty() ? "completed" : res.error,
+                                           static_cast<double>(now - r.started) / 1e6));
   m_reg.set_job(std::nullopt);
   conclude(std::move(r.claim), res, now, static_cast<double>(now - r.started) / 1e6);
-  prepare_log();
+  m_tx.prepare_log();
 }
 
-void Worker::conclude(Claim c, const RunResult& r, Micros now, std::optional<double> seconds) {
-  JobState to = JobState::dead;
+void Worker::conclude(Claimed c, const RunResult& r, Micros now, std::optional<double> seconds) {
+  const std::string id = c.id();
+  const std::int64_t attempt = c.job().attempts();
+  Config cfg;
   try {
-    to = record_run(c.job, r, config(), now);
+    cfg = config();
   } catch (const Error& e) {
-    m_log(e.what());
-    to = record_run(c.job, r, Config(), now);
+    m_log(e.what()); // the config went bad: its defaults decide
   }
-  if (to != JobState::completed) {
-    m_log(fmt::format("job {} attempt {} failed ({}): {}", c.locked.id, c.job.attempts(), r.error,
-                      to == JobState::failed ? "will retry at " + c.job.json().value("next_run_at", std::string())
-                                             : "moved to the dead-letter queue"));
+  Outcome o = m_tx.conclude(std::move(c), r, cfg, now);
+  if (o.to != JobState::completed) {
+    m_log(fmt::format("job {} attempt {} failed ({}): {}", id, attempt, r.error,
+                      o.to == JobState::failed ? "will retry at " + o.job.json().value("next_run_at", std::string())
+                                               : "moved to the dead-letter queue"));
   }
-  m_spool.discard_rewrite(c.staged); // committed already, or superseded by the outcome
-  m_committer.push(Committer::Item{std::move(c.locked), std::move(c.job), to, stats_event(to, seconds)});
+  const JobState to = o.to;
+  m_committer.push(Committer::Item{std::move(o), outcome_event(to, seconds)});
 }
 
+// Recovers the jobs of dead workers whose lock is free, and waits for the lock of those
+// whose command still runs (see LockWaiters).
 void Worker::recover() {
+  std::vector<std::string> held;
   try {
-    for (const Recovered& r : recover_abandoned(m_spool)) {
+    const auto recovered = m_tx.recover("worker died", &held);
+    for (const Recovered& r : recovered) {
       m_log(fmt::format("recovered job {} of a worker that died: moved to {}/", r.id, state_dir(r.to)));
+    }
+    if (!held.empty()) {
+      std::set<std::string> running;
+      for (const WorkerInfo& w : live_records(m_spool)) {
+        if (w.job) {
+          running.insert(*w.job);
+        }
+      }
+      for (const std::string& id : held) {
+        if (!running.count(id) && !(m_run && m_run->claim.id() == id)) {
+          m_waiters.wait_for(m_spool, id);
+        }
+      }
+    }
+    if (!recovered.empty()) {
+      sweep();
     }
   } catch (const Error& e) {
     m_log(fmt::format("recovery failed: {}", e.what()));
   }
 }
 
+// Orphaned commands have exited: their jobs are recovered now.
+void Worker::recover_released() {
+  for (auto& [id, fd] : m_waiters.take()) {
+    try {
+      auto l = m_spool.adopt_lock(JobState::processing, id, std::move(fd));
+      if (!l) {
+        continue; // it moved on: it was not an orphan after all
+      }
+      if (const auto r = m_tx.recover_locked(std::move(*l), "worker died")) {
+        m_log(fmt::format("recovered job {} of a worker that died, once its command exited: moved to {}/", r->id,
+                          state_dir(r->to)));
+      }
+      sweep();
+    } catch (const Error& e) {
+      m_log(fmt::format("recovery of job {} failed: {}", id, e.what()));
+    }
+  }
+}
+
+void Worker::sweep() {
+  try {
+    m_spool.sweep_tmp();
+  } catch (const Error& e) {
+    m_log(fmt::format("cannot remove leftovers in tmp/: {}", e.what()));
+  }
+}
+
 int Worker::poll_timeout(Micros now) const {
-  Micros next = std::min({m_next_recover, m_next_rescan, m_next_clean});
+  Micros next = std::min({m_next_recover, m_next_rescan, m_next_sweep});
   if (const auto due = m_index.next_due(); due && !m_run) {
     next = std::min(next, *due);
   }
   if (m_run) {
-    if (!m_run->start_recorded) {
+    if (!m_run->claim.start_recorded()) {
       next = std::min(next, m_run->started + k_record_start_after);
     }
     if (m_run->deadline > 0 && !m_run->timed_out) {
@@ -484,16 +548,17 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
   setup_events();
   m_default_priority = config().job_defaults().priority;
   recover();
-  remove_stale_temps(m_spool);
+  m_spool.sweep_old_temps();
+  sweep();
   snapshot.fill(m_index); // the supervisor's (see Supervisor::run); then only new jobs are read
   snapshot = IndexSnapshot();
   index_waiting(m_index, m_spool, JobState::pending, m_default_priority);
   index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
-  prepare_log();
+  m_tx.prepare_log();
   const Micros t0 = now_micros();
   m_next_recover = t0 + k_recover_every;
   m_next_rescan = t0 + k_rescan_every;
-  m_next_clean = t0 + k_clean_every;
+  m_next_sweep = t0 + k_sweep_every;
   if (ready_fd >= 0) {
     (void)!::write(ready_fd, "r", 1);
     ::close(ready_fd);
@@ -517,16 +582,12 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
       index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
       m_next_rescan = now + k_rescan_every;
     }
-    if (now >= m_next_clean) {
-      try {
-        remove_stale_temps(m_spool);
-      } catch (const Error& e) {
-        m_log(fmt::format("cannot remove stale temporaries: {}", e.what()));
-      }
-      m_next_clean = now + k_clean_every;
+    if (now >= m_next_sweep) {
+      sweep();
+      m_next_sweep = now + k_sweep_every;
     }
     if (m_run) {
-      if (!m_run->start_recorded && now >= m_run->started + k_record_start_after) {
+      if (!m_run->claim.start_recorded() && now >= m_run->started + k_record_start_after) {
         record_start();
       }
       if (m_run->deadline > 0 && !m_run->timed_out && now >= m_run->deadline) {
@@ -538,8 +599,8 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
         m_run->kill_at = 0;
       }
     }
-    pollfd fds[] = {{m_inotify.get(), POLLIN, 0}, {m_signals.get(), POLLIN, 0}};
-    if (::poll(fds, 2, poll_timeout(now_micros())) < 0 && errno != EINTR) {
+    pollfd fds[] = {{m_inotify.get(), POLLIN, 0}, {m_signals.get(), POLLIN, 0}, {m_waiters.fd(), POLLIN, 0}};
+    if (::poll(fds, 3, poll_timeout(now_micros())) < 0 && errno != EINTR) {
       throw_errno("cannot poll", "worker");
     }
     if (fds[1].revents & POLLIN) {
@@ -548,11 +609,12 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
     if (fds[0].revents & POLLIN) {
       drain_inotify();
     }
+    if (fds[2].revents & POLLIN) {
+      recover_released();
+    }
   }
   m_committer.close();
-  if (m_spare_log) {
-    ::unlinkat(m_spool.dir(JobState::processing), m_spare_log_name.c_str(), 0);
-  }
+  sweep();
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 
+#include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
@@ -18,31 +19,8 @@
 #include <fstream>
 
 using namespace queuectl;
+using namespace queuectl::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string enqueue_cmd(Spool& s, const std::string& cmd, const std::optional<std::string>& id = std::nullopt) {
-  JobOverrides o;
-  o.command = cmd;
-  o.id = id;
-  return enqueue_one(s, Json(), o);
-}
-
-std::size_t files_in(const fs::path& dir) {
-  return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
-}
-
-Exit code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return Exit::ok;
-}
-
-} // namespace
 
 TEST_CASE("open: creates the tree, mode 0700", "[spool]") {
   TempDir dir;
@@ -221,150 +199,4 @@ TEST_CASE("list with a limit: the oldest N, as the full list starts", "[spool]")
   REQUIRE(every.size() == n + 1);
   CHECK(every[0] == "d1"); // the oldest, from done/
   CHECK(ids(s.list_all(3)) == std::vector<std::string>(every.begin(), every.begin() + 3));
-}
-
-TEST_CASE("lock_job and move: the lock excludes, a move never overwrites", "[spool]") {
-  TempDir dir;
-  Spool s = Spool::open(dir.path());
-  const std::string id = enqueue_cmd(s, "true", "j");
-  auto first = s.lock_job(JobState::pending, id);
-  REQUIRE(first);
-  CHECK_FALSE(s.lock_job(JobState::pending, id)); // flock is per open file: excluded
-  // A job of the same id in done/ already: the move is refused and nothing changes.
-  std::ofstream(dir.path() / "done" / "j.json") << "{\"command\":\"other\"}\n";
-  Job job = Job::parse(first->content);
-  CHECK(code_of([&] { s.move(*first, JobState::completed, job, true); }) == Exit::failure);
-  CHECK(fs::exists(dir.path() / "pending" / "j.json"));
-  std::ifstream in(dir.path() / "done" / "j.json");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(text == "{\"command\":\"other\"}\n");
-  SECTION("a move keeps the new file locked and writes the new state") {
-    fs::remove(dir.path() / "done" / "j.json");
-    s.move(*first, JobState::processing, job, true);
-    CHECK(s.find(id) == JobState::processing);
-    CHECK_FALSE(s.lock_job(JobState::processing, id));
-    CHECK(s.load(id).job.json()["state"] == "processing");
-    first.reset();
-    CHECK(s.lock_job(JobState::processing, id));
-  }
-}
-
-namespace {
-
-std::vector<std::string> dot_files(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string()[0] == '.') {
-      out.push_back(e.path().filename().string());
-    }
-  }
-  return out;
-}
-
-ino_t inode_of(const fs::path& p) {
-  struct stat st {};
-  REQUIRE(::stat(p.c_str(), &st) == 0);
-  return st.st_ino;
-}
-
-} // namespace
-
-TEST_CASE("spares: a rewrite swaps inodes instead of creating and freeing them", "[spool]") {
-  TempDir dir;
-  Spool s = Spool::open(dir.path());
-  const fs::path processing = dir.path() / "processing";
-  std::optional<Spares> spares(std::in_place, "t");
-  auto move_to_processing = [&](const std::string& id, const std::string& cmd) {
-    enqueue_cmd(s, cmd, id);
-    auto locked = s.lock_job(JobState::pending, id);
-    REQUIRE(locked);
-    Job job = Job::parse(locked->content);
-    job.json()["attempts"] = 1;
-    s.move(*locked, JobState::processing, job, true, &*spares);
-    return locked;
-  };
-  // A long command first, then a short one through the same spare: no stale bytes.
-  auto a = move_to_processing("a", std::string(3000, 'x'));
-  REQUIRE(dot_files(processing).size() == 1);
-  const fs::path spare = processing / dot_files(processing)[0];
-  const ino_t a_pending = inode_of(spare); // a's old inode became the spare
-  enqueue_cmd(s, "true", "b");
-  const ino_t b_pending = inode_of(dir.path() / "pending" / "b.json");
-  auto locked = s.lock_job(JobState::pending, "b");
-  REQUIRE(locked);
-  Job job = Job::parse(locked->content);
-  // As a worker's command does, something else shares the descriptor of b's old file.
-  Fd command_copy(::dup(locked->lock.get()));
-  s.move(*locked, JobState::processing, job, true, &*spares);
-  auto b = std::move(locked);
-  // b's content went into a's old inode, and b's old inode is the spare now.
-  CHECK(inode_of(processing / "b.json") == a_pending);
-  CHECK(inode_of(spare) == b_pending);
-  CHECK(dot_files(processing).size() == 1);
-  CHECK(s.load("a").job.command() == std::string(3000, 'x'));
-  CHECK(s.load("b").job.command() == "true");
-  CHECK(fs::file_size(processing / "b.json") == b->content.size());
-  // Both names stay locked by their holders throughout.
-  CHECK_FALSE(s.lock_job(JobState::processing, "a"));
-  CHECK_FALSE(s.lock_job(JobState::processing, "b"));
-  SECTION("a spare someone else still holds is dropped, not reused") {
-    a.reset();
-    b.reset();
-    auto c = move_to_processing("c", "echo c"); // the command still holds b's old file
-    CHECK(inode_of(processing / "c.json") != b_pending);
-    CHECK(s.load("c").job.command() == "echo c");
-    CHECK_FALSE(fs::exists(spare));
-    CHECK(dot_files(processing).size() == 1);
-  }
-  SECTION("a spare nobody else holds is reused") {
-    command_copy.reset();
-    auto c = move_to_processing("c", "echo c");
-    CHECK(inode_of(processing / "c.json") == b_pending);
-  }
-  SECTION("the spares are removed with their owner") {
-    spares.reset();
-    CHECK(dot_files(processing).empty());
-    CHECK(s.load("b").job.command() == "true");
-  }
-}
-
-TEST_CASE("cancel, retry_dead and purge", "[spool]") {
-  TempDir dir;
-  Spool s = Spool::open(dir.path());
-  const std::string id = enqueue_cmd(s, "true", "c1");
-  s.cancel(id);
-  StoredJob sj = s.load(id);
-  CHECK(sj.state == JobState::dead);
-  CHECK(sj.job.json()["last_error"] == "cancelled");
-  CHECK(code_of([&] { s.cancel(id); }) == Exit::failure);
-  s.retry_dead(id);
-  sj = s.load(id);
-  CHECK(sj.state == JobState::pending);
-  CHECK(sj.job.attempts() == 0);
-  CHECK(sj.job.json()["last_error"] == "cancelled"); // kept until the next run
-  CHECK(code_of([&] { s.retry_dead(id); }) == Exit::failure);
-  s.cancel(id);
-  std::ofstream(dir.path() / "dead" / "c1.log") << "output\n";
-  CHECK(s.purge(JobState::dead, 3600.0) == 0); // too young
-  CHECK(s.purge(JobState::dead, std::nullopt) == 1);
-  CHECK(files_in(dir.path() / "dead") == 0);
-  CHECK(code_of([&] { s.load(id); }) == Exit::failure);
-  CHECK(code_of([&] { s.load("bad id"); }) == Exit::usage);
-}
-
-TEST_CASE("quarantine: original kept byte for byte, record beside it", "[spool]") {
-  TempDir dir;
-  Spool s = Spool::open(dir.path());
-  std::ofstream(dir.path() / "pending" / "broken.json") << "{not json";
-  const std::string rid = s.quarantine(JobState::pending, "broken.json", "invalid JSON", Json());
-  CHECK(rid == "broken");
-  std::ifstream in(dir.path() / "dead" / "broken.json.orig");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(text == "{not json");
-  const StoredJob sj = s.load("broken");
-  CHECK(sj.state == JobState::dead);
-  CHECK(sj.job.json()["last_error"] == "invalid JSON");
-  CHECK(sj.job.json()["original_file"] == "broken.json.orig");
-  CHECK(s.purge(JobState::dead, std::nullopt) == 1);
-  CHECK(files_in(dir.path() / "dead") == 0);
 }

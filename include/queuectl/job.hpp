@@ -2,8 +2,7 @@
 #pragma once
 
 #include "queuectl/clock.hpp"
-
-#include <nlohmann/json.hpp>
+#include "queuectl/json_text.hpp"
 
 #include <array>
 #include <cstdint>
@@ -13,8 +12,8 @@
 
 namespace queuectl {
 
-// Field order is kept so that files other programs annotate stay as they wrote them.
-using Json = nlohmann::ordered_json;
+// Json (json_text.hpp) is nlohmann's ordered_json: field order is kept so that files
+// other programs annotate stay as they wrote them.
 
 enum class JobState { pending, processing, failed, completed, dead };
 
@@ -49,6 +48,9 @@ public:
   // Parses a job file or argument. Throws Error(Exit::usage) on bad JSON, a value that is
   // not an object, or a field of the wrong type (see validate()).
   static Job parse(std::string_view text);
+  // The one parse-or-refuse of a job text: a JSON object (see json_text.hpp for what is
+  // refused before parsing), fields not yet validated. nullopt with `why` otherwise.
+  static std::optional<Job> try_parse(std::string_view text, std::string& why);
 
   // Checks every known field's type and range. `command` is required; `id` is checked
   // only when present. Throws Error(Exit::usage) naming the first bad field.
@@ -74,16 +76,35 @@ public:
   // When the job may run: next_run_at, else run_at; nullopt when it may run now.
   std::optional<Micros> due_at() const;
 
+  // The `state` field, when it names a state.
+  std::optional<JobState> state() const;
   void set_state(JobState s) { m_json["state"] = std::string(state_name(s)); }
-  // For a job read from directory `dir`: sets its state from the directory. A file in
-  // processing/ whose content does not say "processing" yet is a claimed job whose run has
-  // started but whose content the worker has not rewritten (a worker writes the start of a
-  // run only once the run lasts, see lifecycle.hpp): that run is counted here, so every
-  // reader shows the attempts a run's start adds.
-  void read_from(JobState dir);
-  // Whether the content already records the run that its being in processing/ means.
-  bool run_recorded() const;
+  // Whether queuectl wrote this file: it always sets created_at. A job without it is a
+  // drop-in that no worker has taken yet.
+  bool written_by_queuectl() const;
+  // For a job read from directory `dir` under file name `<stem>.json`: what every reader
+  // shows. The state comes from the directory; a drop-in without an id takes its file's
+  // name. A file in processing/ whose content does not say "processing" (or an outcome)
+  // is a claimed job whose run has started but whose content the worker has not
+  // rewritten (it writes the start of a run only once the run lasts, see transition.hpp):
+  // that run is counted, so every reader shows the attempts a run's start adds.
+  void read_from(JobState dir, std::string_view stem);
   void touch(Micros now) { m_json["updated_at"] = format_time(now); }
+
+  // --- the typed changes of the lifecycle (see transition.hpp) ---
+  // A run starts: attempts + 1.
+  void count_run() { m_json["attempts"] = attempts() + 1; }
+  // Records how the last run ended; `error` empty for success (last_error null).
+  // Removes next_run_at.
+  void set_outcome(std::optional<int> exit_code, const std::string& error);
+  void schedule_retry(Micros at) { m_json["next_run_at"] = format_time(at); }
+  // Cancelled by a person: last_error "cancelled", no retry.
+  void mark_cancelled();
+  // Run again from scratch (`dlq retry`): attempts 0, next_run_at removed; exit_code and
+  // last_error kept until the next run.
+  void reset_for_retry();
+  // Waiting again after its backoff (failed -> pending): next_run_at removed.
+  void clear_retry_time() { m_json.erase("next_run_at"); }
 
   // The file content: compact JSON and a newline.
   std::string dump() const;

@@ -25,7 +25,7 @@
 namespace queuectl {
 
 struct IndexEntry {
-  std::string id;
+  std::string id; // the file's stem: a drop-in's may not be a valid id (it is quarantined)
   JobState from = JobState::pending; // pending or failed
   std::int64_t priority = 0;
   Micros created = 0;
@@ -119,7 +119,7 @@ private:
     Micros due;
     std::int64_t priority;
     std::uint64_t id_at; // into m_ids
-    std::uint8_t id_len; // ids are at most 128 bytes
+    std::uint8_t id_len; // a file name is at most 255 bytes, its stem 250
     JobState from;
   };
   std::vector<Row, MappedAllocator<Row>> m_rows;

@@ -1,6 +1,6 @@
-// spool: the directory tree and every state transition of a job file.
+// spool: the directory tree, where a job is, what a state holds, and enqueueing.
 //
-//   SPOOL/tmp/         writers create job files here first
+//   SPOOL/tmp/         writers create job files here first; queuectl's temporaries
 //   SPOOL/pending/     <id>.json  ready, or waiting for run_at
 //   SPOOL/processing/  <id>.json  claimed; <id>.log beside it
 //   SPOOL/failed/      <id>.json  waiting for next_run_at
@@ -9,23 +9,8 @@
 //   SPOOL/workers/     worker and supervisor records (see registry.hpp)
 //   SPOOL/config.json
 //
-// Protocol (all directories are on one file system):
-// - A job's state is the directory its file is in; the `state` field mirrors it, except
-//   in processing/ during a run's first moments: the claim's rename records the run's
-//   start before the file's content does (see Job::read_from and claim_job).
-// - A state change is one renameat2(RENAME_NOREPLACE) of <id>.json (its <id>.log moves
-//   just before it), so a job is in exactly one directory at every instant and is never
-//   overwritten.
-// - Whoever moves a job out of a directory first holds an exclusive flock(2) on the job
-//   file and has checked that the name still refers to the locked inode. Content changes
-//   are a locked dot-temp renamed over the name, so the name stays locked throughout.
-// - A job in processing/ is locked for as long as its worker or its command lives (the
-//   command inherits the descriptor). A processing/ job whose lock is free was abandoned.
-// - Files starting with '.' are temporaries and never jobs.
-// - A long-running worker keeps one spare temporary per directory (see Spares) and
-//   rewrites a job by filling the spare and exchanging it with the job's name
-//   (renameat2 RENAME_EXCHANGE): the name always refers to a whole file, and no inode is
-//   created or freed per rewrite.
+// A job's state is the directory its file is in. How a job moves between them, and the
+// invariants that hold at every instant, are in transition.hpp.
 #pragma once
 
 #include "queuectl/config.hpp"
@@ -47,52 +32,19 @@ struct StoredJob {
   Job job;
 };
 
-// A job locked by this process (see the protocol above).
+// A job file locked by this process (see transition.hpp for the protocol), with the
+// bytes it held when locked.
 struct LockedJob {
-  std::string id;
+  std::string stem; // the file is <stem>.json (a drop-in's stem may not be a valid id)
   JobState state;
   Fd lock;
-  std::string content; // the file's bytes when it was locked
+  std::string content; // empty when the file is larger than k_max_job_file
+  std::size_t size = 0;
 };
 
-class Spares;
-
-// A new content for a job, written and locked but not yet in place (see stage_rewrite).
-struct StagedRewrite {
-  Fd fd;
-  JobState state = JobState::pending; // the directory of tmp
-  std::string tmp;
-  std::string content;
-  Spares* spares = nullptr; // tmp is that Spares' file: exchanged with the job's name
-};
-
-// Reusable temporaries for a process that rewrites many jobs (a worker): one locked dot
-// file per state directory. A rewrite fills the spare, fdatasyncs it and exchanges it with
-// the job's name; the job's old inode then becomes the spare. Creating and freeing an inode
-// per rewrite is what a job's bookkeeping cost most on ext4 (without a journal, ext4 scans
-// past every inode freed in the last minutes on each creation). Before reuse a spare is
-// reopened and relocked, since a job's command may still hold the old descriptor; one
-// that cannot be relocked is dropped and a new one created. Left behind by a crash, the
-// files are removed by remove_stale_temps(). One per thread; the destructor removes them.
-class Spares {
-public:
-  explicit Spares(std::string tag) : m_tag(std::move(tag)) {}
-  Spares(const Spares&) = delete;
-  Spares& operator=(const Spares&) = delete;
-  ~Spares();
-
-private:
-  friend class Spool;
-  struct Slot {
-    int dir = -1;
-    std::string name; // empty: no spare yet
-    Fd fd;            // the spare's old descriptor, maybe shared with a job's command
-  };
-  std::string m_tag;
-  std::array<Slot, 5> m_slots;
-  bool m_unsupported = false; // the file system refused RENAME_EXCHANGE
-  unsigned m_serial = 0;
-};
+// A job file larger than this is quarantined unread: no file can make a worker read
+// gigabytes into memory. A job is small; what grows large is its log.
+inline constexpr std::size_t k_max_job_file = 64 << 20;
 
 class Spool {
 public:
@@ -125,6 +77,8 @@ public:
   // As find(), checked twice in opposite orders so that a job moving between two
   // directories while it is looked for is still found.
   bool id_taken(const std::string& id) const;
+  // A state other than `except` that holds `id`.
+  std::optional<JobState> find_except(const std::string& id, JobState except) const;
   // Loads and returns a job (its state field set from its directory). Throws
   // Error(usage) for a malformed id, Error(failure) when no state holds it.
   StoredJob load(const std::string& id) const;
@@ -159,61 +113,34 @@ public:
   // The same over every state.
   std::vector<StoredJob> list_all(std::size_t max = SIZE_MAX) const;
 
-  // Pending or failed -> dead with last_error "cancelled". Error(failure) otherwise.
-  void cancel(const std::string& id);
-  // dead -> pending, attempts 0, next_run_at removed. Error(failure) if not dead.
-  void retry_dead(const std::string& id);
   // Removes jobs (with their .log and .orig) whose updated_at is older than
   // `older_than_s` seconds (all when nullopt). Returns how many.
   std::size_t purge(JobState s, std::optional<double> older_than_s);
 
-  // --- transitions used by workers (and the commands above) ---
-
-  // Locks `<id>.json` in state `s` without blocking and checks that the name still refers
-  // to the locked file. nullopt when it is missing or someone else holds it.
-  std::optional<LockedJob> lock_job(JobState s, const std::string& id) const;
-
-  // Moves a locked job to `to` (its log first), then replaces its content with `job`
-  // (state set to `to`, updated_at now). The name stays locked throughout; afterwards
-  // `locked.lock` holds the lock on the new file. The content is always fdatasync'ed
-  // before it takes the name; with `sync`, `to` is fsync'ed too, else the caller does it
-  // later (see sync_dir). Throws Error(failure) if `to` already holds that id; the job
-  // then stays where it was.
-  // With `spares`, the new content goes through a spare file (see Spares).
-  void move(LockedJob& locked, JobState to, Job& job, bool sync, Spares* spares = nullptr);
-
-  // Replaces the content of a locked job without moving it (same guarantees as move).
-  void rewrite(LockedJob& locked, Job& job, bool sync, Spares* spares = nullptr);
-
-  // rewrite() in two steps, for a caller with work to overlap with the fdatasync:
-  // stage_rewrite writes `job` (state and updated_at set) to a locked dot-temp beside the
-  // job, not yet synced; commit_rewrite syncs it and renames it over the job, after which
-  // `locked.lock` holds the new file. A staged temp that is never committed is removed
-  // by remove_stale_temps(). With `spares`, a spare file is filled and later exchanged.
-  StagedRewrite stage_rewrite(const LockedJob& locked, Job& job, Spares* spares = nullptr) const;
-  void commit_rewrite(LockedJob& locked, StagedRewrite& staged, bool sync);
-  // Drops a staged rewrite that will not be committed: a temporary is removed, a spare
-  // stays its Spares' spare.
-  void discard_rewrite(StagedRewrite& staged) const;
-
-  // Moves a locked job's file (its log first) to `to`, content unchanged. Throws
-  // Error(failure) if `to` already holds that id.
-  void rename_job(LockedJob& locked, JobState to);
+  // Locks <stem>.json of `s` with flock(2) without blocking, checks that the name still
+  // refers to the locked file, and reads it. nullopt when it is missing or someone else
+  // holds it (`busy` then says which). Throws Error for a file that is not regular.
+  std::optional<LockedJob> lock_job(JobState s, const std::string& stem, bool* busy = nullptr) const;
+  // The same for a descriptor the caller has locked already (e.g. after a blocking wait).
+  std::optional<LockedJob> adopt_lock(JobState s, const std::string& stem, Fd fd) const;
 
   void sync_dir(JobState s) const;
 
-  // Moves an invalid job file from `s` (locked by the caller) to dead/<file>.orig
-  // unchanged and writes a dead/<id>.json record saying why (`fields`: the original's
-  // fields when it was an object). Returns the record's id.
-  std::string quarantine(JobState s, const std::string& file, const std::string& reason,
-                         const Json& fields);
+  // A new name for a temporary in tmp/: ".queuectl.<pid>.<n>.<kind>". The pid says whose
+  // it is, for sweep_tmp().
+  std::string temp_name(std::string_view kind) const;
+  // Removes what processes that died left in tmp/: queuectl's temporaries whose process
+  // is gone, and any file untouched for ten minutes (a drop-in writer's), unless someone
+  // holds a lock on it. Cheap (tmp/ holds a handful of files): workers run it at start,
+  // after recovering jobs, every minute, and when they stop.
+  void sweep_tmp() const;
+  // Removes dot-temporaries older than ten minutes that versions before 0.2 left in the
+  // state directories. Reads every state directory: run it at start, not in a loop.
+  void sweep_old_temps() const;
 
 private:
   Spool() = default;
   void make_job_file(int dir, const std::string& name, std::string_view data, bool sync) const;
-  // Fills this state's spare with `data` and returns its descriptor, locked; an empty Fd
-  // when no spare can be had (the caller then creates a temporary as usual).
-  Fd fill_spare(Spares& spares, JobState s, std::string_view data) const;
 
   std::filesystem::path m_root;
   Fd m_root_fd;
@@ -230,5 +157,9 @@ std::string log_file(std::string_view id);
 // The id of a job file name ("x.json" -> "x"); nullopt for temporaries (leading '.'),
 // other suffixes, and names that are not valid ids.
 std::optional<std::string> id_of_file(std::string_view name);
+// The stem of a name a worker must look at in pending/ or failed/ ("x.json" -> "x"),
+// valid id or not (a drop-in named "bad name!.json" is quarantined); nullopt for names
+// not ending in .json and dot-files, which are ignored.
+std::optional<std::string> stem_of_file(std::string_view name);
 
 } // namespace queuectl

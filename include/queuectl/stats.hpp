@@ -5,6 +5,8 @@
 // torn) and `cat SPOOL/stats` shows it. Any number of processes update it under flock.
 #pragma once
 
+#include "queuectl/job.hpp"
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -37,6 +39,10 @@ struct StatsEvent {
   std::optional<Counter> b;
   std::optional<double> completed_seconds; // a completed run's duration (histogram)
 };
+
+// The counters a run's outcome adds: a completed run (and its duration), or a failed one
+// with a retry scheduled or the job dead.
+StatsEvent outcome_event(JobState to, std::optional<double> completed_seconds);
 
 // Adds an event. Errors are returned as false, never thrown: counters are advisory and
 // must not fail a job.

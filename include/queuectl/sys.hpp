@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace queuectl::sys {
 
@@ -79,6 +80,10 @@ bool exists_at(int dir, const std::string& name, const std::string& display);
 bool try_lock(int fd, bool exclusive);
 // flock(2), blocking (retries EINTR).
 void lock(int fd, bool exclusive);
+
+// The processes holding a flock(2) on the file (st_dev, st_ino) through a descriptor of
+// theirs, found through /proc/PID/fd and fdinfo (only processes this user may inspect).
+std::vector<pid_t> pids_locking(dev_t dev, ino_t ino);
 
 // Calls `fn(name, d_type)` for each entry of `dir` except "." and "..", using large
 // getdents64 reads (fast on directories with millions of entries). Does not move
