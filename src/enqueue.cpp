@@ -124,7 +124,9 @@ Fd check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
         lock = lock_ids(spool);
       }
       if (spool.id_taken(id)) {
-        bad_usage(fmt::format("line {}: a job with id '{}' already exists", lines[i].number, id));
+        // An operation failure, as for one enqueue: re-running a batch that was cut short
+        // is not bad usage.
+        fail(fmt::format("line {}: a job with id '{}' already exists", lines[i].number, id));
       }
     }
   }

@@ -70,11 +70,16 @@ expect 2 q enqueue - <"$T/bad"
 assert_one_error_line
 assert_contains "$ERR" "line 3:"
 assert_eq "$(count pending)" "$BEFORE" "pending after a rejected batch"
-# A duplicate of an existing id, also in bulk.
+# A duplicate of an existing id, also in bulk: the operation failed (1), as for one
+# enqueue; the same id twice in one batch is bad input (2).
 printf '{"command":"true","id":"new1"}\n{"command":"true","id":"job1"}\n' >"$T/dup"
-expect 2 q enqueue - <"$T/dup"
-assert_contains "$ERR" "line 2:"
+expect 1 q enqueue - <"$T/dup"
+assert_one_error_line
+assert_contains "$ERR" "line 2: a job with id 'job1' already exists"
 expect 1 q show new1
+printf '{"command":"true","id":"twice"}\n{"command":"true","id":"twice"}\n' >"$T/dup2"
+expect 2 q enqueue - <"$T/dup2"
+assert_contains "$ERR" "line 2: duplicate id 'twice'"
 
 # Two concurrent enqueues of one id: exactly one succeeds.
 for i in 1 2 3 4 5 6; do
