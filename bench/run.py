@@ -2,10 +2,13 @@
 """queuectl benchmarks. Every figure is a median of repeated runs, next to its baseline
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
-Usage: bench/run.py [--quick] [--only enqueue|dispatch] BUILD_DIR
+Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine] BUILD_DIR
   BUILD_DIR holds queuectl (the default link, static), static-runtime/queuectl and
-  dynamic/queuectl (see bench/run.sh).
+  dynamic/queuectl (see bench/run.sh), and for `engine` before/queuectl: the same build of
+  an earlier commit, measured beside this one (BENCH_BEFORE_REV in bench/run.sh).
 """
+import ctypes
+import select
 import json
 import os
 import shutil
@@ -24,6 +27,7 @@ BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
 Q = os.path.join(BUILD, "queuectl")
 Q_DYN = os.path.join(BUILD, "dynamic", "queuectl")
 Q_SR = os.path.join(BUILD, "static-runtime", "queuectl")
+Q_BEFORE = os.path.join(BUILD, "before", "queuectl")
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = tempfile.mkdtemp(prefix="queuectl-bench.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
 REPS = int(os.environ.get("BENCH_REPS", "3")) if not QUICK else 1
@@ -233,13 +237,14 @@ def measure_latency(n, name, enqueue_cmd, env=None):
     return from_ret, from_call
 
 
-def latency_queuectl(n):
+def latency_queuectl(n, exe=None):
+    exe = exe or Q
     sp = fresh_spool("lat-q")
-    q(sp, "worker", "start", "--detach", "--count", "1")
+    subprocess.run([exe, "--spool", sp, "worker", "start", "--detach", "--count", "1"], check=True, stdout=subprocess.DEVNULL)
     try:
-        return measure_latency(n, "lat-q", lambda cmd: [Q, "--spool", sp, "enqueue", "--command", cmd])
+        return measure_latency(n, "lat-q", lambda cmd: [exe, "--spool", sp, "enqueue", "--command", cmd])
     finally:
-        q(sp, "worker", "stop")
+        subprocess.run([exe, "--spool", sp, "worker", "stop"], check=True, stdout=subprocess.DEVNULL)
 
 
 def latency_floor(n):
@@ -272,15 +277,28 @@ def latency_tsp(n):
         subprocess.run(["tsp", "-K"], env=env)
 
 
-def drain_queuectl(n):
+def cpu_seconds(pid):
+    """User + system CPU of a process and all its threads, its children excluded."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain_queuectl(n, exe=None, cpu=None):
+    """Seconds to drain n `true` jobs with two workers; `cpu` (a list) gets the queue's own
+    CPU seconds: supervisor and workers, the jobs' processes excluded."""
+    exe = exe or Q
     sp = fresh_spool("drain-q")
-    subprocess.run([Q, "--spool", sp, "enqueue", "-"], input="".join('{"command":"true"}\n' for _ in range(n)),
+    subprocess.run([exe, "--spool", sp, "enqueue", "-"], input="".join('{"command":"true"}\n' for _ in range(n)),
                    text=True, check=True, stdout=subprocess.DEVNULL)
     os.sync()  # the enqueue's writeback is not the drain's
     t0 = time.monotonic()
-    q(sp, "worker", "start", "--detach", "--count", "2")
+    pids = subprocess.run([exe, "--spool", sp, "worker", "start", "--detach", "--count", "2"], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.split()
     t1 = wait_completed(sp, n)
-    q(sp, "worker", "stop")
+    if cpu is not None:
+        cpu.append(sum(cpu_seconds(int(p)) for p in pids))
+    subprocess.run([exe, "--spool", sp, "worker", "stop"], check=True, stdout=subprocess.DEVNULL)
     return t1 - t0
 
 
@@ -360,6 +378,140 @@ def bench_dispatch():
     say()
 
 
+class Arrivals:
+    """inotify on one directory: when a given file name arrives (moved or created there)."""
+
+    def __init__(self, path):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or self.libc.inotify_add_watch(self.fd, path.encode(), 0x80 | 0x100) < 0:  # MOVED_TO | CREATE
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def wait(self, name, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not select.select([self.fd], [], [], max(0.0, end - time.monotonic()))[0]:
+                break
+            t = time.time()
+            buf = os.read(self.fd, 65536)
+            off = 0
+            while off < len(buf):
+                length = int.from_bytes(buf[off + 12:off + 16], "little")
+                if buf[off + 16:off + 16 + length].rstrip(b"\0").decode() == name:
+                    return t
+                off += 16 + length
+        raise SystemExit(f"timed out waiting for {name}")
+
+    def close(self):
+        os.close(self.fd)
+
+
+def recovery_latency(exe, n):
+    """A job's worker is killed (kill -9) while its command runs on; the supervisor starts a
+    new worker. Then the command exits: the delay from its last mark to the job's arrival
+    in dead/ (max_retries 0: the lost run is its last) is how long the orphaned job waits
+    once its lock is free. Includes the command's own exit after its mark."""
+    sp = fresh_spool("recover")
+    d = fresh("recover-fifos")
+    run = lambda *a: subprocess.run([exe, "--spool", sp, *a], check=True, stdout=subprocess.PIPE, text=True).stdout
+    run("worker", "start", "--detach", "--count", "1")
+    arrivals = Arrivals(os.path.join(sp, "dead"))
+    marks = os.path.join(d, "marks")
+    os.mkfifo(marks)
+    mfd = os.open(marks, os.O_RDWR)
+    out = []
+    try:
+        for i in range(n):
+            go = os.path.join(d, f"go{i}")
+            os.mkfifo(go)
+            run("enqueue", "--id", f"r{i}", "--max-retries", "0", "--command",
+                f"echo started > {marks}; read x < {go}; date +%s.%N > {marks}; exit 3")
+            os.read(mfd, 64)  # running
+            worker = json.loads(run("worker", "status", "--json"))[0]["pid"]
+            os.kill(worker, 9)
+            while True:  # the supervisor's replacement, registered
+                ws = json.loads(run("worker", "status", "--json"))
+                if ws and ws[0]["pid"] != worker:
+                    break
+                time.sleep(0.01)
+            # Through its start-up (a bench, not a test: settle, then measure), and past the
+            # second in which the supervisor counts a worker's death as a failure at start.
+            time.sleep(1.2)
+            with open(go, "w") as f:
+                f.write("go\n")
+            mark = float(os.read(mfd, 64).decode())
+            out.append(arrivals.wait(f"r{i}.json", 30) - mark)
+    finally:
+        os.close(mfd)
+        arrivals.close()
+        run("worker", "stop")
+    return out
+
+
+def bench_engine():
+    """This build against an earlier one (before/queuectl), interleaved in one run: the
+    figures the transition engine must not make worse, and its recovery latency."""
+    if not os.path.exists(Q_BEFORE):
+        raise SystemExit(f"{Q_BEFORE} is missing: run bench/run.sh with BENCH_BEFORE_REV=<commit>")
+    n_drain = 2000 if QUICK else 10000
+    n_lat = 50 if QUICK else 200
+    n_bulk = 20000 if QUICK else 100000
+    builds = (("before", Q_BEFORE), ("after", Q))
+    say("## The transition engine against the code before it (issue 12)")
+    say()
+    drain = {b: [] for b, _ in builds}
+    cpu = {b: [] for b, _ in builds}
+    lat = {b: [] for b, _ in builds}
+    bulk = {b: [] for b, _ in builds}
+    lines = "".join(json.dumps({"command": "true", "x-n": i}) + "\n" for i in range(n_bulk))
+    for _ in range(REPS):
+        for b, exe in builds:
+            drain[b].append(drain_queuectl(n_drain, exe, cpu[b]))
+            lat[b] += latency_queuectl(n_lat, exe)[0]
+            sp = fresh_spool("bulk")
+            t0 = time.monotonic()
+            subprocess.run([exe, "--spool", sp, "enqueue", "-"], input=lines, text=True, check=True, stdout=subprocess.DEVNULL)
+            bulk[b].append(time.monotonic() - t0)
+    sp = {b: fresh_spool("single") for b, _ in builds}
+    for b, exe in builds:
+        subprocess.run([exe, "--spool", sp[b], "status"], check=True, stdout=subprocess.DEVNULL)
+    # hyperfine runs one command's runs, then the next's: in rounds of alternating order,
+    # an hour's drift falls on both alike. The median of the rounds' medians.
+    cmds = ["/bin/true"] + [f"{exe} --spool {sp[b]} enqueue --command true" for b, exe in builds]
+    rounds = [hyperfine(cmds if r % 2 == 0 else [cmds[0]] + cmds[:0:-1], runs=60, warmup=5) for r in range(6)]
+    one = [med([r[0] for r in rounds])] + [med([(r[1 + i] if k % 2 == 0 else r[2 - i]) for k, r in enumerate(rounds)])
+                                           for i in range(2)]
+    say(f"Medians of {REPS} interleaved runs each (before: `before/queuectl`, the same static build of the "
+        f"earlier commit):")
+    say()
+    say("| figure | before | after | after / before |")
+    say("|---|---:|---:|---:|")
+    row = lambda name, a, b, fmt: say(f"| {name} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
+    row(f"drain of {n_drain:,} `true` jobs, `--count 2`, seconds", med(drain["before"]), med(drain["after"]),
+        lambda v: f"{v:.2f}")
+    row("queue CPU per job in that drain (supervisor + workers, jobs excluded), us",
+        med(cpu["before"]) / n_drain * 1e6, med(cpu["after"]) / n_drain * 1e6, lambda v: f"{v:.0f}")
+    row(f"dispatch latency from `enqueue`'s return, p50 of {n_lat * REPS}, ms", med(lat["before"]), med(lat["after"]),
+        lambda v: f"{v * 1000:.2f}")
+    row("the same, p99, ms", pct(lat["before"], 99), pct(lat["after"], 99), lambda v: f"{v * 1000:.2f}")
+    row("one `enqueue --command true` process (hyperfine, 6 alternating rounds of 60 runs), ms", one[1], one[2],
+        lambda v: f"{v * 1000:.2f}")
+    row(f"bulk `enqueue -` of {n_bulk:,} jobs, seconds", med(bulk["before"]), med(bulk["after"]), lambda v: f"{v:.2f}")
+    say()
+    say(f"`/bin/true` in the same hyperfine run: {one[0] * 1000:.2f} ms.")
+    say()
+    n_rec = 5 if QUICK else 20
+    rec = {"after": recovery_latency(Q, n_rec), "before": recovery_latency(Q_BEFORE, 5)}
+    say("Recovery latency: a job's worker is killed while its command runs on; from the command's last")
+    say("mark before it exits to the job's arrival in `dead/` (its next state):")
+    say()
+    say("| build | samples | p50 ms | max ms |")
+    say("|---|---:|---:|---:|")
+    for b in ("before", "after"):
+        say(f"| {b} | {len(rec[b])} | {med(rec[b]) * 1000:.1f} | {max(rec[b]) * 1000:.1f} |")
+    say()
+
+
 def main():
     say(f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, {os.uname().release}; "
         f"work dir on `{subprocess.run(['df', '--output=fstype', WORK], stdout=subprocess.PIPE, text=True).stdout.split()[-1]}`.")
@@ -369,6 +521,8 @@ def main():
             bench_enqueue()
         if ONLY in (None, "dispatch"):
             bench_dispatch()
+        if ONLY == "engine":
+            bench_engine()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
     with open(os.path.join(BUILD, "bench-results.md"), "w") as f:

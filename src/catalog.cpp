@@ -1,9 +1,6 @@
 #include "queuectl/catalog.hpp"
 
 #include "queuectl/parallel.hpp"
-#include "queuectl/sys.hpp"
-
-#include <dirent.h>
 
 #include <algorithm>
 
@@ -13,18 +10,12 @@ void Catalog::refresh(JobState s) {
   auto& known = m_known[static_cast<std::size_t>(s)];
   const std::uint64_t listing = ++m_listing;
   std::vector<std::string> fresh; // ids not seen before
-  sys::for_each_entry(m_spool.dir(s), m_spool.path_of(s, ""), [&](std::string_view name, unsigned char type) {
-    if (type != DT_REG && type != DT_UNKNOWN) {
-      return true;
+  m_spool.for_each_job(s, [&](std::string_view stem) {
+    if (const auto it = known.find(std::string(stem)); it != known.end()) {
+      it->second.seen = listing;
+    } else {
+      fresh.emplace_back(stem);
     }
-    if (auto id = id_of_file(name)) {
-      if (const auto it = known.find(*id); it != known.end()) {
-        it->second.seen = listing;
-      } else {
-        fresh.push_back(std::move(*id));
-      }
-    }
-    return true;
   });
   std::erase_if(known, [&](const auto& kv) { return kv.second.seen != listing; });
   // A job's created_at does not change, so only new names are read (on several threads:

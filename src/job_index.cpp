@@ -84,16 +84,16 @@ IndexEntry index_entry(const std::string& id, JobState from, std::string_view co
 }
 
 std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, const std::string& id,
-                                           const std::string& file, std::int64_t default_priority) {
+                                           std::int64_t default_priority) {
   struct stat st {};
   std::string content;
   try {
-    const Fd fd = sys::open_regular_at(spool.dir(from), file, spool.path_of(from, file), O_RDONLY, &st);
+    const Fd fd = spool.open_job(from, id, &st);
     if (!fd) {
       return std::nullopt; // gone already
     }
     if (static_cast<std::size_t>(st.st_size) <= k_max_job_file) { // else due now: the claim quarantines it
-      content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, file));
+      content = sys::read_regular(fd.get(), static_cast<std::size_t>(st.st_size), spool.path_of(from, job_file(id)));
     }
   } catch (const Error&) {
     return std::nullopt; // symlinks, FIFOs, directories: never opened through, left where they are
@@ -103,12 +103,12 @@ std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, co
 
 std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int64_t default_priority,
                                      const std::function<bool(const std::string& id)>& known) {
-  std::vector<std::pair<std::string, std::string>> todo; // id, file name
-  sys::for_each_entry(spool.dir(from), spool.path_of(from, ""), [&](std::string_view name, unsigned char) {
-    if (auto id = stem_of_file(name); id && !known(*id)) {
-      todo.emplace_back(std::move(*id), name);
+  std::vector<std::string> todo; // stems
+  spool.for_each_job(from, [&](std::string_view stem) {
+    std::string id(stem);
+    if (!known(id)) {
+      todo.push_back(std::move(id));
     }
-    return true;
   });
   // A worker indexes every waiting job before its first claim (a million is a normal
   // day), so that the first job claimed is the first in order. The reads are spread over
@@ -119,7 +119,7 @@ std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int
       todo.size(),
       [&](std::size_t begin, std::size_t end) {
         for (std::size_t i = begin; i < end; ++i) {
-          read[i] = read_index_entry(spool, from, todo[i].first, todo[i].second, default_priority);
+          read[i] = read_index_entry(spool, from, todo[i], default_priority);
         }
       },
       Work::io, 256);

@@ -15,20 +15,6 @@ namespace queuectl {
 
 namespace {
 
-// Opens the job's log wherever it is (it follows its job between directories).
-Fd open_log(const Spool& spool, const std::string& id) {
-  const std::string name = log_file(id);
-  for (int round = 0; round < 2; ++round) {
-    for (JobState s : k_all_states) {
-      Fd fd = sys::open_regular_at(spool.dir(s), name, spool.path_of(s, name));
-      if (fd) {
-        return fd;
-      }
-    }
-  }
-  return Fd();
-}
-
 // Copies what is new in `log` to `out`.
 void copy_new(int log, int out) {
   char buf[65536];
@@ -57,7 +43,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
   if (!valid_id(id)) {
     bad_usage(fmt::format("invalid job id '{}'", id));
   }
-  Fd log = open_log(spool, id);
+  Fd log = spool.open_log(id);
   std::optional<JobState> state = spool.find(id);
   if (!state && !log) {
     fail(fmt::format("no such job '{}'", id));
@@ -79,7 +65,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
   bool watching_log = false;
   for (;;) {
     if (!log) {
-      log = open_log(spool, id);
+      log = spool.open_log(id);
     }
     if (log && !watching_log) {
       // Watch the log's inode: renames between directories do not disturb it.
@@ -92,7 +78,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
     state = spool.find(id);
     if (finished(state)) {
       if (!log) {
-        log = open_log(spool, id);
+        log = spool.open_log(id);
       }
       if (log) {
         copy_new(log.get(), out); // everything written before the job reached its end

@@ -272,11 +272,9 @@ void Api::install(httplib::Server& svr) {
         }), std::nullopt);
   route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
           const std::string id = job_id(req);
-          for (JobState s : k_all_states) {
-            if (auto text = sys::read_file_at(m_spool.dir(s), log_file(id), m_spool.path_of(s, log_file(id)))) {
-              res.set_content(*text, "text/plain; charset=utf-8");
-              return;
-            }
+          if (const Fd log = m_spool.open_log(id)) {
+            res.set_content(sys::read_all(log.get(), log_file(id)), "text/plain; charset=utf-8");
+            return;
           }
           if (!m_spool.find(id)) {
             send_error(res, 404, fmt::format("no such job '{}'", id));

@@ -151,10 +151,21 @@ void Spool::save_config(const Config& c) const {
                          m_file_mode);
 }
 
-std::optional<JobState> Spool::find(const std::string& id) const {
+void Spool::for_each_job(JobState s, const std::function<void(std::string_view stem)>& fn) const {
+  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
+    if (type == DT_REG || type == DT_UNKNOWN) {
+      if (const auto stem = stem_of_file(name)) {
+        fn(*stem);
+      }
+    }
+    return true;
+  });
+}
+
+std::optional<JobState> Spool::find(const std::string& id, std::optional<JobState> except) const {
   const std::string f = job_file(id);
   for (JobState s : k_all_states) {
-    if (sys::exists_at(dir(s), f, path_of(s, f))) {
+    if (s != except && sys::exists_at(dir(s), f, path_of(s, f))) {
       return s;
     }
   }
@@ -176,14 +187,27 @@ bool Spool::id_taken(const std::string& id) const {
   return false;
 }
 
-std::optional<JobState> Spool::find_except(const std::string& id, JobState except) const {
-  const std::string f = job_file(id);
-  for (JobState s : k_all_states) {
-    if (s != except && sys::exists_at(dir(s), f, path_of(s, f))) {
-      return s;
+Fd Spool::open_job(JobState s, std::string_view stem, struct stat* st) const {
+  const std::string f = job_file(stem);
+  return sys::open_regular_at(dir(s), f, path_of(s, f), O_RDONLY, st);
+}
+
+std::optional<struct stat> Spool::stat_job(JobState s, std::string_view stem) const {
+  const std::string f = job_file(stem);
+  return sys::stat_at(dir(s), f, path_of(s, f));
+}
+
+Fd Spool::open_log(const std::string& id) const {
+  const std::string name = log_file(id);
+  // A log can move while we look; a second round finds it in its new place.
+  for (int round = 0; round < 2; ++round) {
+    for (JobState s : k_all_states) {
+      if (Fd fd = sys::open_regular_at(dir(s), name, path_of(s, name))) {
+        return fd;
+      }
     }
   }
-  return std::nullopt;
+  return Fd();
 }
 
 std::optional<StoredJob> Spool::try_load(const std::string& id) const {
@@ -318,15 +342,7 @@ std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
 std::array<std::size_t, 5> Spool::counts() const {
   std::array<std::size_t, 5> c{};
   for (JobState s : k_all_states) {
-    std::size_t n = 0;
-    sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
-      if ((type == DT_REG || type == DT_UNKNOWN) && name.size() > 5 && name[0] != '.' &&
-          name.substr(name.size() - 5) == ".json") {
-        ++n;
-      }
-      return true;
-    });
-    c[static_cast<std::size_t>(s)] = n;
+    for_each_job(s, [&](std::string_view) { ++c[static_cast<std::size_t>(s)]; });
   }
   return c;
 }
@@ -364,14 +380,8 @@ std::vector<StoredJob> jobs_of(std::vector<Listed>& rows) {
 // Appends the jobs of one state, unsorted; when there are more than `max`, at least the
 // `max` oldest.
 void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<Listed>& out) {
-  const int dir = spool.dir(s);
   std::vector<std::string> names;
-  sys::for_each_entry(dir, spool.path_of(s, ""), [&](std::string_view name, unsigned char type) {
-    if ((type == DT_REG || type == DT_UNKNOWN) && id_of_file(name)) {
-      names.emplace_back(name);
-    }
-    return true;
-  });
+  spool.for_each_job(s, [&](std::string_view stem) { names.push_back(job_file(stem)); });
   // Reading and parsing every file is the cost (a million pending jobs is a normal day):
   // it is spread over threads (more than the cores: uncached files wait on the disk). With
   // a limit, each thread keeps only the oldest `max` it has seen, so memory stays bounded
@@ -540,11 +550,10 @@ std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {
   const Micros now = now_micros();
   std::size_t n = 0;
   std::vector<std::string> ids;
-  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char) {
-    if (auto id = id_of_file(name)) {
-      ids.push_back(std::move(*id));
+  for_each_job(s, [&](std::string_view stem) {
+    if (valid_id(stem)) {
+      ids.emplace_back(stem);
     }
-    return true;
   });
   const int d = dir(s);
   for (const std::string& id : ids) {

@@ -168,19 +168,13 @@ std::string prometheus_metrics(const Spool& spool) {
                      live_worker_count(spool));
   // The oldest pending job by its file's modification time: one fstatat per entry.
   Micros oldest = 0;
-  const int pending = spool.dir(JobState::pending);
-  sys::for_each_entry(pending, spool.path_of(JobState::pending, ""), [&](std::string_view name, unsigned char) {
-    if (!id_of_file(name)) {
-      return true;
-    }
-    struct stat st {};
-    if (::fstatat(pending, std::string(name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      const Micros t = sys::mtime_micros(st);
+  spool.for_each_job(JobState::pending, [&](std::string_view stem) {
+    if (const auto st = spool.stat_job(JobState::pending, stem)) {
+      const Micros t = sys::mtime_micros(*st);
       if (oldest == 0 || t < oldest) {
         oldest = t;
       }
     }
-    return true;
   });
   const double age = oldest == 0 ? 0.0 : static_cast<double>(now_micros() - oldest) / 1e6;
   out += fmt::format("# HELP queuectl_oldest_pending_age_seconds Age of the oldest pending job (0 when none).\n"

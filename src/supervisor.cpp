@@ -315,7 +315,7 @@ void end_orphans(const Spool& spool) {
   tx.recover("worker died", &held);
   std::set<pid_t> groups;
   for (const std::string& id : held) {
-    const auto st = sys::stat_at(spool.dir(JobState::processing), job_file(id), spool.path_of(JobState::processing, job_file(id)));
+    const auto st = spool.stat_job(JobState::processing, id);
     for (pid_t pid : st ? sys::pids_locking(st->st_dev, st->st_ino) : std::vector<pid_t>()) {
       if (const pid_t pgid = ::getpgid(pid); pgid > 1 && pgid != ::getpgrp()) {
         groups.insert(pgid);

@@ -239,7 +239,7 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
   std::string rid;
   bool written = false;
   if (valid_id(j.stem)) {
-    if (const auto at = m_spool.find_except(j.stem, j.state); !at) {
+    if (const auto at = m_spool.find(j.stem, j.state); !at) {
       rid = j.stem;
     } else if (*at == JobState::dead) {
       std::string ignored;
@@ -349,7 +349,7 @@ ClaimResult Transitions::claim(JobState from, const std::string& stem, const Con
     return quarantined(e.what(), job->json());
   }
   if (!ours) {
-    if (const auto other = m_spool.find_except(stem, from)) {
+    if (const auto other = m_spool.find(stem, from)) {
       return quarantined(fmt::format("a job with id '{}' already exists in {}/", stem, state_dir(*other)), job->json());
     }
   }
@@ -448,12 +448,10 @@ std::optional<Recovered> Transitions::recover_locked(LockedJob l, const std::str
 
 std::vector<Recovered> Transitions::recover(const std::string& reason, std::vector<std::string>* held) {
   std::vector<std::string> ids;
-  const int pdir = m_spool.dir(JobState::processing);
-  sys::for_each_entry(pdir, m_spool.path_of(JobState::processing, ""), [&](std::string_view name, unsigned char) {
-    if (auto id = id_of_file(name)) {
-      ids.push_back(std::move(*id));
+  m_spool.for_each_job(JobState::processing, [&](std::string_view stem) {
+    if (valid_id(stem)) { // only claims put files here, and a claim takes valid ids only
+      ids.emplace_back(stem);
     }
-    return true;
   });
   std::vector<Recovered> out;
   for (const std::string& id : ids) {

@@ -155,14 +155,22 @@ public:
     if (!m_waiting.insert(id).second) {
       return;
     }
-    const std::string f = job_file(id);
-    Fd fd(::openat(spool.dir(JobState::processing), f.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    Fd fd;
+    try {
+      fd = spool.open_job(JobState::processing, id);
+    } catch (const Error&) {
+      // not a regular file: never a job of ours to wait for
+    }
     if (!fd) {
       m_waiting.erase(id);
       return;
     }
     std::thread([box = m_box, id, fd = std::move(fd)]() mutable {
-      sys::lock(fd.get(), true);
+      try {
+        sys::lock(fd.get(), true);
+      } catch (const Error&) {
+        fd.reset(); // cannot wait: the worker's scans are the backstop
+      }
       const std::lock_guard<std::mutex> g(box->mutex);
       box->ready.emplace_back(id, std::move(fd));
       const std::uint64_t one = 1;
@@ -182,6 +190,7 @@ public:
     for (const auto& [id, fd] : out) {
       m_waiting.erase(id);
     }
+    std::erase_if(out, [](const auto& r) { return !r.second; });
     return out;
   }
 
@@ -278,7 +287,7 @@ void Worker::index_file(JobState s, std::string_view name) {
   if (!stem || m_index.contains(*stem, s)) {
     return;
   }
-  if (auto e = read_index_entry(m_spool, s, *stem, std::string(name), m_default_priority)) {
+  if (auto e = read_index_entry(m_spool, s, *stem, m_default_priority)) {
     m_index.add(std::move(*e));
   }
 }

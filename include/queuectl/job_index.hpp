@@ -72,7 +72,7 @@ IndexEntry index_entry(const std::string& id, JobState from, std::string_view co
 // Reads the entry of one job file of `from` (pending/ or failed/); nullopt when it is
 // gone, or is a symlink, FIFO or directory (never opened through; left where it is).
 std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, const std::string& id,
-                                           const std::string& file, std::int64_t default_priority);
+                                           std::int64_t default_priority);
 
 // Reads the entries of every job of `from` for which `known(id)` is false, on several
 // threads.

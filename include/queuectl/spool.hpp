@@ -17,10 +17,13 @@
 #include "queuectl/fd.hpp"
 #include "queuectl/job.hpp"
 
+#include <sys/stat.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,13 +75,27 @@ public:
   // Durably replaces config.json.
   void save_config(const Config& c) const;
 
-  // Which state holds `id`: one fstatat per state directory, no scan.
-  std::optional<JobState> find(const std::string& id) const;
+  // Calls `fn(stem)` for every job file in state `s`: "<stem>.json", not starting with a
+  // dot, a regular file (or of unknown type). The stem may not be a valid id (a drop-in
+  // named "bad name!.json"): callers that need ids check valid_id(). Every listing of a
+  // state directory (counts, list, recovery, purge, the index, metrics) is this one.
+  void for_each_job(JobState s, const std::function<void(std::string_view stem)>& fn) const;
+
+  // Which state holds `id`: one fstatat per state directory, no scan; `except` is not
+  // looked at. A job moving between two directories while it is looked for can be missed:
+  // see id_taken().
+  std::optional<JobState> find(const std::string& id, std::optional<JobState> except = std::nullopt) const;
   // As find(), checked twice in opposite orders so that a job moving between two
   // directories while it is looked for is still found.
   bool id_taken(const std::string& id) const;
-  // A state other than `except` that holds `id`.
-  std::optional<JobState> find_except(const std::string& id, JobState except) const;
+  // Opens <stem>.json of state `s` for reading, without following a symlink; an empty Fd
+  // when it is gone. Throws Error when it is not a regular file. `st` gets its fstat.
+  Fd open_job(JobState s, std::string_view stem, struct stat* st = nullptr) const;
+  // lstat of <stem>.json of state `s`; nullopt when it is gone.
+  std::optional<struct stat> stat_job(JobState s, std::string_view stem) const;
+  // The job's log wherever it is (it follows its job between directories); an empty Fd
+  // when there is none.
+  Fd open_log(const std::string& id) const;
   // Loads and returns a job (its state field set from its directory). Throws
   // Error(usage) for a malformed id, Error(failure) when no state holds it.
   StoredJob load(const std::string& id) const;
