@@ -3,6 +3,7 @@
 #include "queuectl/catalog.hpp"
 #include "queuectl/enqueue.hpp"
 #include "queuectl/error.hpp"
+#include "queuectl/json_text.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/commands.hpp"
 #include "queuectl/spool.hpp"
@@ -13,13 +14,18 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -102,12 +108,69 @@ std::pair<int, std::string> run_self(const std::string& exe, const std::vector<s
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
 }
 
+// ASCII case-insensitive equality (Origin and Host are case-insensitive).
+bool same_text(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// "application/json", with parameters or not, any case.
+bool is_json_type(std::string_view type) {
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
+    type.remove_suffix(1);
+  }
+  return same_text(type, "application/json");
+}
+
+// "Bearer TOKEN", the scheme in any case, the token compared in constant time.
+bool bearer_matches(std::string_view header, const std::string& token) {
+  constexpr std::string_view scheme = "bearer ";
+  if (header.size() < scheme.size() || !same_text(header.substr(0, scheme.size()), scheme)) {
+    return false;
+  }
+  const std::string_view given = header.substr(scheme.size());
+  unsigned char diff = given.size() == token.size() ? 0 : 1;
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    diff |= static_cast<unsigned char>(token[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+
+// Whether a request's Host names this server: the listen address (and, on loopback, the
+// loopback names), with the port we listen on if it has one. A wildcard listen takes any
+// name: it needs a token, which a rebound page does not have.
+bool host_allowed(const ServeOptions& o, int port, std::string_view host) {
+  if (host.empty()) {
+    return false;
+  }
+  if (is_wildcard(o.host)) {
+    return true;
+  }
+  std::string_view name = host;
+  if (const auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+    if (host.substr(colon + 1) != std::to_string(port)) {
+      return false;
+    }
+    name = host.substr(0, colon);
+  }
+  const std::string ours = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
+  if (same_text(name, ours)) {
+    return true;
+  }
+  return o.loopback && (same_text(name, "localhost") || name == "127.0.0.1" || name == "[::1]");
+}
+
 class Api {
 public:
-  Api(const std::filesystem::path& root, const ServeOptions& o) : m_spool(Spool::open(root)), m_opts(o) {}
+  Api(const std::filesystem::path& root, const ServeOptions& o) : m_spool(Spool::open_existing(root)), m_opts(o) {}
 
   void install(httplib::Server& svr);
   void sample(); // one throughput sample (called every k_sample_every_s)
+  void set_port(int port) { m_port = port; }
 
 private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
@@ -118,9 +181,13 @@ private:
   Handler guarded(Handler h);
 
   std::string job_id(const httplib::Request& req) const;
+  // Why the server must refuse `req` before any route sees it (SPEC section 5: Host,
+  // token, and what a request that changes something must carry), with the status.
+  std::optional<std::string> refuse(const httplib::Request& req, int& status) const;
 
   Spool m_spool;
   ServeOptions m_opts;
+  std::atomic<int> m_port{0};
   std::mutex m_mutex;
   std::deque<Json> m_samples;
   std::mutex m_catalog_mutex; // one listing at a time: concurrent ones would only repeat it
@@ -151,6 +218,7 @@ void Api::route(httplib::Server& svr, const std::string& pattern, std::optional<
   svr.Put(pattern, not_allowed);
   svr.Delete(pattern, not_allowed);
   svr.Patch(pattern, not_allowed);
+  svr.Options(pattern, not_allowed); // no CORS preflight is ever granted
 }
 
 std::string Api::job_id(const httplib::Request& req) const {
@@ -175,14 +243,53 @@ void Api::sample() {
   }
 }
 
+std::optional<std::string> Api::refuse(const httplib::Request& req, int& status) const {
+  // DNS rebinding: a page of another site whose name now resolves to this machine
+  // reaches us with its own name in Host.
+  const std::string host = req.get_header_value("Host");
+  if (!host_allowed(m_opts, m_port, host)) {
+    status = 403;
+    return host.empty() ? std::string("a request must name this server in its Host header")
+                        : fmt::format("Host '{}' is not this server's address", host);
+  }
+  const bool page = req.method == "GET" && req.path == "/"; // the dashboard asks for the token itself
+  if (m_opts.token && !page && !bearer_matches(req.get_header_value("Authorization"), *m_opts.token)) {
+    status = 401;
+    return std::string("this server needs its token: send 'Authorization: Bearer TOKEN'");
+  }
+  if (req.method == "POST") { // the one method that changes something; others get 405
+    // A web page can send a cross-site form or a no-cors fetch, but neither with this
+    // type: only a script of our own origin can (anything else needs a CORS preflight,
+    // which this server never grants).
+    if (!is_json_type(req.get_header_value("Content-Type"))) {
+      status = 403;
+      return std::string("a request that changes something must have 'Content-Type: application/json'");
+    }
+    if (req.has_header("Origin") && !same_text(req.get_header_value("Origin"), "http://" + host)) {
+      status = 403;
+      return fmt::format("Origin '{}' is not this server's: requests that change something are refused from "
+                         "other sites",
+                         req.get_header_value("Origin"));
+    }
+  }
+  return std::nullopt;
+}
+
 void Api::install(httplib::Server& svr) {
   svr.set_payload_max_length(k_max_body);
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!m_opts.token || req.method == "GET" || req.method == "HEAD") {
-      return httplib::Server::HandlerResponse::Unhandled;
+    if (req.method == "POST" && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      // A request with neither has no body (RFC 9112 6.3), but httplib would read one
+      // until the client hangs up, then answer 400. This handler runs before that read,
+      // on the server's own request object: say so explicitly.
+      const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
     }
-    if (req.get_header_value("Authorization") != "Bearer " + *m_opts.token) {
-      send_error(res, 401, "this server needs a token: send 'Authorization: Bearer TOKEN'");
+    int status = 0;
+    if (const auto why = refuse(req, status)) {
+      if (status == 401) {
+        res.set_header("WWW-Authenticate", "Bearer");
+      }
+      send_error(res, status, *why);
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
@@ -192,7 +299,7 @@ void Api::install(httplib::Server& svr) {
       send_error(res, res.status,
                  res.status == 413   ? "request body too large (the limit is 1 MiB)"
                  : res.status == 404 ? "not found"
-                 : res.status == 400 ? "bad request (a POST needs a body, or Content-Length: 0)"
+                 : res.status == 400 ? "bad request"
                                      : "request failed");
     }
   });
@@ -312,7 +419,8 @@ void Api::install(httplib::Server& svr) {
   route(svr, "/api/workers/start", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
           std::int64_t count = 1;
           if (!req.body.empty()) {
-            const Json j = Json::parse(req.body, nullptr, false);
+            std::string why;
+            const Json j = parse_json_text(req.body, why).value_or(Json());
             if (!j.is_object() || (j.contains("count") && !j["count"].is_number_integer())) {
               bad_usage("expected {\"count\": N}");
             }
@@ -339,7 +447,8 @@ void Api::install(httplib::Server& svr) {
   route(svr, "/api/workers/stop", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
           bool now = false;
           if (!req.body.empty()) {
-            const Json j = Json::parse(req.body, nullptr, false);
+            std::string why;
+            const Json j = parse_json_text(req.body, why).value_or(Json());
             if (!j.is_object() || (j.contains("now") && !j["now"].is_boolean())) {
               bad_usage("expected {\"now\": true|false}");
             }
@@ -393,10 +502,77 @@ int serve_command(const std::filesystem::path& spool, const std::string& listen,
   });
 }
 
-int run_server(const std::filesystem::path& root, const ServeOptions& o,
+namespace {
+
+// Resolves the listen host: whether every address it names is loopback, and the first
+// address, to probe the port with. Error when it does not resolve.
+bool resolve_listen(const ServeOptions& o, sockaddr_storage& first, socklen_t& first_len) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(o.port);
+  if (const int rc = ::getaddrinfo(o.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    fail(fmt::format("cannot listen on {}:{}: the address does not resolve ({})", o.host, o.port, ::gai_strerror(rc)));
+  }
+  bool loopback = true;
+  for (const addrinfo* a = res; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      loopback = loopback && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+      loopback = loopback && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    } else {
+      loopback = false;
+    }
+  }
+  std::memcpy(&first, res->ai_addr, res->ai_addrlen);
+  first_len = res->ai_addrlen;
+  ::freeaddrinfo(res);
+  return loopback;
+}
+
+// Binds the address once to see whether the port is free, with the socket options the
+// server uses: SO_REUSEADDR (a restart need not wait for TIME_WAIT) and never
+// SO_REUSEPORT, with which a second server would share the port and split the requests.
+void probe_port(const ServeOptions& o, const sockaddr_storage& addr, socklen_t len) {
+  Fd sock(::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int yes = 1;
+  if (!sock || ::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) != 0) {
+    throw_errno("cannot create a socket for", o.host);
+  }
+  if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    fail(fmt::format("cannot listen on {}:{}: {}", o.host, o.port,
+                     err == EADDRINUSE ? "the port is in use (is another server, perhaps a queuectl serve, "
+                                         "running there?)"
+                                       : std::strerror(err)));
+  }
+}
+
+} // namespace
+
+int run_server(const std::filesystem::path& root, const ServeOptions& options,
                const std::function<void(int port)>& on_listening) {
+  ServeOptions o = options;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  o.loopback = resolve_listen(o, addr, addr_len);
+  if (!o.loopback && !o.token) {
+    bad_usage(fmt::format("refusing to serve on {} without --token-file: anyone who can reach it could read jobs "
+                          "and run commands; give a token file, or listen on 127.0.0.1",
+                          o.host));
+  }
+  if (o.port != 0) {
+    probe_port(o, addr, addr_len);
+  }
   Api api(root, o);
   httplib::Server svr;
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   api.install(svr);
   int port = o.port;
   if (port == 0) {
@@ -405,8 +581,9 @@ int run_server(const std::filesystem::path& root, const ServeOptions& o,
     port = -1;
   }
   if (port < 0) {
-    fail(fmt::format("cannot listen on {}:{}: {} (is another server using it?)", o.host, o.port, std::strerror(errno)));
+    fail(fmt::format("cannot listen on {}:{}: {}", o.host, o.port, std::strerror(errno)));
   }
+  api.set_port(port);
   // SIGTERM/SIGINT stop the server; a thread waits for them so no handler does work.
   sigset_t set;
   sigemptyset(&set);

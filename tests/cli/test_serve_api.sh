@@ -15,11 +15,14 @@ stop_server() {
   wait "$SERVER" || fail "serve exited $? on SIGTERM"
   SERVER=""
 }
-# http METHOD PATH [curl args...]: sets CODE and BODY
+# http METHOD PATH [curl args...]: sets CODE and BODY. A POST says it sends JSON, as
+# the dashboard does (the server refuses any other; see test_serve_guard.sh).
 http() {
   local m=$1 p=$2
   shift 2
-  CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$@" "$URL${p#/}")
+  local type=()
+  [ "$m" = POST ] && type=(-H 'Content-Type: application/json')
+  CODE=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "${type[@]}" "$@" "$URL${p#/}")
   BODY=$(cat "$T/body")
 }
 
@@ -113,7 +116,8 @@ assert_eq "$CODE" 202
 wait_until 20 count_is workers 0
 stop_server
 
-# A token guards every state-changing request; reads stay open.
+# A token guards every request, reads included; only the page itself is served without
+# it (it asks for the token).
 printf 's3cret\n' >"$T/token"
 start_server --token-file "$T/token"
 http POST /api/jobs -d '{"command":"true"}'
@@ -123,8 +127,16 @@ assert_eq "$CODE" 401
 assert_eq "$(state_of p2)" dead
 http POST /api/jobs/p2/retry -d '' -H 'Authorization: Bearer s3cret'
 assert_eq "$CODE" 200
-http GET /api/status
-assert_eq "$CODE" 200
+for path in /api/status /api/jobs /api/jobs/p1 /api/jobs/p1/log /api/workers /metrics; do
+  http GET "$path"
+  assert_eq "$CODE" 401 "GET $path without the token"
+  http GET "$path" -H 'Authorization: Bearer s3cre' # a prefix of it
+  assert_eq "$CODE" 401 "GET $path with a wrong token"
+  http GET "$path" -H 'authorization: BEARER s3cret' # the scheme in any case
+  assert_eq "$CODE" 200 "GET $path with the token"
+done
+http GET /
+assert_eq "$CODE" 200 "the page itself, which asks for the token"
 stop_server
 
 # Bad options

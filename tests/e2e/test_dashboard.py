@@ -8,19 +8,13 @@ Exits 77 (skipped) when chromium or chromedriver is not installed.
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
+
+from browser import WebDriver, skip_without_browser, start_chromedriver, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-if not CHROMIUM or not DRIVER:
-    print("SKIP: chromium and chromium-driver are not installed (see .ci/install-deps)")
-    sys.exit(77)
+skip_without_browser()
 
 tmp = tempfile.mkdtemp(prefix="queuectl-e2e.")
 spool = os.path.join(tmp, "spool")
@@ -29,63 +23,6 @@ procs = []
 
 def q(*args):
     return subprocess.run([QUEUECTL, "--spool", spool, *args], check=True, stdout=subprocess.PIPE, text=True).stdout
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, fn, timeout=20):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # the page or the driver may not be ready yet
-            last = e
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-class WebDriver:
-    def __init__(self, url):
-        self.url = url
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=1400,1100",
-                     f"--user-data-dir={os.path.join(tmp, 'chrome-profile')}"]}}}}
-        self.session = self.call("POST", "/session", caps)["sessionId"]
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.load(r)["value"]
-
-    def s(self, method, path, body=None):
-        return self.call(method, f"/session/{self.session}{path}", body)
-
-    def find(self, css):
-        el = self.s("POST", "/element", {"using": "css selector", "value": css})
-        return next(iter(el.values()))
-
-    def text(self, css):
-        return self.s("GET", f"/element/{self.find(css)}/text")
-
-    def click(self, css):
-        """Clicks, trying again while the element is missing or stale: the page rebuilds
-        its tables on every refresh, so a found element can be replaced before the click."""
-        def attempt():
-            self.s("POST", f"/element/{self.find(css)}/click", {})
-            return True
-        wait_for(f"a click on {css}", attempt)
 
 
 try:
@@ -105,12 +42,9 @@ try:
     base = line.strip().rsplit(" ", 1)[-1]
     assert base.startswith("http://127.0.0.1:"), line
 
-    port = free_port()
-    driver = subprocess.Popen([DRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver, wd_url = start_chromedriver()
     procs.append(driver)
-    wd_url = f"http://127.0.0.1:{port}"
-    wait_for("chromedriver", lambda: urllib.request.urlopen(wd_url + "/status", timeout=2).status == 200)
-    wd = WebDriver(wd_url)
+    wd = WebDriver(wd_url, os.path.join(tmp, "chrome-profile"))
     wd.s("POST", "/url", {"url": base})
 
     counts = lambda: {k: wd.text(f"#count-{k}") for k in ("pending", "processing", "failed", "completed", "dead", "workers")}
