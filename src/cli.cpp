@@ -87,26 +87,21 @@ void print_jobs(const std::vector<StoredJob>& jobs, bool json) {
   std::string text = fmt::format("{:<{}}  {:<10}  {:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", "PRI",
                                  "TRIES", "CREATED", "COMMAND / LAST ERROR");
   for (const StoredJob& sj : jobs) {
-    const Json& j = sj.job.json();
-    std::string created = j.value("created_at", std::string());
+    std::string created = sj.job.text("created_at");
     if (const auto t = parse_time(created)) {
       created = format_time(*t).substr(0, 19) + "Z";
     }
     std::string what = shorten(sj.job.command(), 60);
-    if (const auto it = j.find("last_error"); it != j.end() && it->is_string() &&
-                                              sj.state != JobState::completed) {
-      what += "  [" + shorten(it->get<std::string>(), 40) + "]";
+    if (const std::string bad = sj.job.text("invalid"); !bad.empty()) {
+      what = "INVALID: " + shorten(bad, 80); // a damaged or foreign file, listed as what it is
+    } else if (const std::string err = sj.job.text("last_error"); !err.empty() && sj.state != JobState::completed) {
+      what += "  [" + shorten(err, 40) + "]";
     }
     text += fmt::format("{:<{}}  {:<10}  {:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w,
                         state_name(sj.state), sj.job.priority(), sj.job.attempts(),
                         sj.job.max_runs(), created, what);
   }
   out(text);
-}
-
-// The oldest `max` jobs of one state, or of all when `state` is empty.
-std::vector<StoredJob> list_jobs(const Spool& spool, const std::string& state, std::size_t max) {
-  return state.empty() ? spool.list_all(max) : spool.list(state_arg(state), max);
 }
 
 Json status_json(const Spool& spool) {
@@ -147,9 +142,9 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
   app.require_subcommand(1);
   app.footer("Run 'queuectl COMMAND --help' for a command's options; see queuectl(1).");
   std::string spool_flag;
-  app.add_option("--spool", spool_flag, "spool directory (default: $QUEUECTL_SPOOL, else "
-                                        "/var/spool/queuectl for root, else ~/.local/state/queuectl)")
-      ->type_name("DIR");
+  auto* spool_opt = app.add_option("--spool", spool_flag, "spool directory (default: $QUEUECTL_SPOOL, else "
+                                                          "/var/spool/queuectl for root, else ~/.local/state/queuectl)")
+                        ->type_name("DIR");
 
   const CLI::Validator integer = number_check(true, -INFINITY, "an integer");
   const CLI::Validator count_check = number_check(true, 0, "an integer >= 0");
@@ -271,8 +266,10 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
     if (argc < 2) {
       bad_usage("missing command; see 'queuectl --help'");
     }
-    Spool spool = Spool::open(Spool::resolve(spool_flag));
+    const std::filesystem::path root =
+        Spool::resolve(spool_opt->count() > 0 ? std::optional<std::string>(spool_flag) : std::nullopt);
 
+    // Bad usage is reported before the spool is looked at (SPEC section 5).
     if (enq->parsed()) {
       if (c_opt->count()) ov.command = o_command;
       if (id_opt->count()) ov.id = o_id;
@@ -309,22 +306,65 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
         if (eq == 0 || eq == std::string::npos) {
           bad_usage(fmt::format("--env '{}': expected NAME=VALUE", kv));
         }
+        if (!valid_env_name(kv.substr(0, eq))) {
+          bad_usage(fmt::format("--env '{}': '{}' is not a variable name (letters, digits and '_', not starting "
+                                "with a digit)",
+                                kv, kv.substr(0, eq)));
+        }
         ov.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
       }
+      if (ov.id && !valid_id(*ov.id)) {
+        bad_usage(fmt::format("invalid --id '{}': {}", *ov.id, k_id_rule));
+      }
+    }
+    for (const std::string& id : (show->parsed() || logs->parsed() || cancel->parsed()) ? std::vector{job_id} : retry_ids) {
+      if (!valid_id(id)) {
+        bad_usage(fmt::format("invalid job id '{}': {}", id, k_id_rule));
+      }
+    }
+    const bool by_state = list->parsed() && !list_state.empty();
+    const JobState list_what = by_state ? state_arg(list_state) : JobState::pending;
+    const JobState purge_what = purge->parsed() ? state_arg(purge_state, false) : JobState::dead;
+    if (dlq_retry->parsed() && !retry_all && retry_ids.empty()) {
+      bad_usage("dlq retry needs job ids or --all");
+    }
+    if (cfg_get->parsed() || cfg_unset->parsed()) {
+      Config::canonical_key(key); // an unknown key is bad usage
+    }
+    if (cfg_set->parsed()) {
+      Config().set(key, value); // so is a bad value
+    }
+
+    // Only the commands that write create a spool, and only once their input has passed.
+    const bool writes = enq->parsed() || w_start->parsed() || cfg_set->parsed();
+    std::string enq_input;
+    Json enq_base;
+    if (enq->parsed()) {
+      if (enq_json == "-") {
+        enq_input = read_stdin();
+        if (!std::filesystem::exists(root)) {
+          check_batch(enq_input, ov); // with the defaults a new spool would have
+        }
+      } else {
+        if (!enq_json.empty()) {
+          enq_base = Job::parse(enq_json).json();
+        } else if (!ov.command) {
+          bad_usage("nothing to enqueue: give a JSON job, '-', or --command CMD");
+        }
+        make_job(enq_base, ov, JobDefaults(), now_micros()); // refused here, before any spool is made
+      }
+    }
+    Spool spool = writes ? Spool::open(root) : Spool::open_existing(root);
+
+    if (enq->parsed()) {
       if (enq_json == "-") {
         std::string ids;
-        for (const std::string& id : enqueue_lines(spool, read_stdin(), ov)) {
+        for (const std::string& id : enqueue_lines(spool, enq_input, ov)) {
           ids += id + "\n";
         }
         out(ids);
       } else {
-        Json base;
-        if (!enq_json.empty()) {
-          base = Job::parse(enq_json).json();
-        } else if (!ov.command) {
-          bad_usage("nothing to enqueue: give a JSON job, '-', or --command CMD");
-        }
-        out(enqueue_one(spool, base, ov) + "\n");
+        out(enqueue_one(spool, enq_base, ov) + "\n");
       }
     } else if (status->parsed()) {
       const Json j = status_json(spool);
@@ -338,7 +378,8 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
         out(text);
       }
     } else if (list->parsed()) {
-      print_jobs(list_jobs(spool, list_state, limit_opt->count() > 0 ? limit : SIZE_MAX), json);
+      const std::size_t max = limit_opt->count() > 0 ? limit : SIZE_MAX;
+      print_jobs(by_state ? spool.list(list_what, max) : spool.list_all(max), json);
     } else if (show->parsed()) {
       out(spool.load(job_id).job.json().dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
     } else if (logs->parsed()) {
@@ -347,9 +388,8 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
       cancel_job(spool, job_id);
       out(fmt::format("cancelled {}\n", job_id));
     } else if (purge->parsed()) {
-      const JobState s = state_arg(purge_state, false);
-      const auto n = spool.purge(s, purge_age->count() ? std::optional<double>(older_than) : std::nullopt);
-      out(fmt::format("purged {} {} job{}\n", n, state_name(s), n == 1 ? "" : "s"));
+      const auto n = spool.purge(purge_what, purge_age->count() ? std::optional<double>(older_than) : std::nullopt);
+      out(fmt::format("purged {} {} job{}\n", n, state_name(purge_what), n == 1 ? "" : "s"));
     } else if (dlq_list->parsed()) {
       print_jobs(spool.list(JobState::dead), json);
     } else if (dlq_retry->parsed()) {
@@ -359,8 +399,6 @@ int run(int argc, char** argv, const ServeFn& serve_fn) {
             retry_ids.push_back(sj.job.id());
           }
         }
-      } else if (retry_ids.empty()) {
-        bad_usage("dlq retry needs job ids or --all");
       }
       for (const std::string& id : retry_ids) {
         retry_dead_job(spool, id);

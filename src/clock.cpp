@@ -109,9 +109,10 @@ std::optional<Micros> parse_time(std::string_view s) {
   if (mon < 1 || mon > 12 || day < 1 || hh > 23 || mm > 59 || ss > 60) {
     return std::nullopt;
   }
-  static constexpr int k_days_in_month[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (day > k_days_in_month[mon - 1]) {
-    return std::nullopt;
+  static constexpr int k_days_in_month[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > k_days_in_month[mon - 1] + (mon == 2 && leap ? 1 : 0)) {
+    return std::nullopt; // 2027-02-29 is no day, not 2027-03-01
   }
   Micros frac = 0;
   if (take_char(s, '.')) {

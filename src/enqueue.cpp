@@ -55,6 +55,9 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
     j["id"] = *id_if_missing;
   }
   job.validate(); // before fill_new, so that a bad given field is reported as given
+  job.check_new();
+  j.erase("created_at"); // always queuectl's: a job is created now
+  j.erase("updated_at");
   job.fill_new(d, now);
   return job;
 }
@@ -97,28 +100,83 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o) {
   return spool.enqueue_batch(one).at(0);
 }
 
+std::vector<BatchLine> batch_lines(std::string_view input) {
+  std::vector<BatchLine> lines;
+  for (std::size_t number = 1; !input.empty(); ++number) {
+    const auto nl = input.find('\n');
+    const std::string_view text = input.substr(0, nl);
+    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
+    if (text.find_first_not_of(" \t\r") != std::string_view::npos) {
+      lines.push_back({text, number});
+    }
+  }
+  return lines;
+}
+
+Job batch_job(const BatchLine& line, const JobOverrides& o, const JobDefaults& d, Micros now,
+              const std::string* id_if_missing, bool* explicit_id) {
+  try {
+    const Json base = parse_object(line.text);
+    if (explicit_id) {
+      *explicit_id = o.id || base.contains("id");
+    }
+    return make_job(base, o, d, now, id_if_missing);
+  } catch (const Error& e) {
+    if (e.code() == Exit::usage) {
+      bad_usage(fmt::format("line {}: {}", line.number, e.what()));
+    }
+    throw;
+  }
+}
+
 namespace {
 
-struct Line {
-  std::string_view text;
-  std::size_t number;
-};
+// Explicit ids are unique within a batch: Error(usage) naming both lines otherwise.
+template <class IdOf>
+void check_unique(const std::vector<BatchLine>& lines, IdOf id_of) {
+  std::unordered_map<std::string_view, std::size_t> seen;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (const std::optional<std::string_view> id = id_of(i)) {
+      if (const auto [it, fresh] = seen.emplace(*id, lines[i].number); !fresh) {
+        bad_usage(fmt::format("line {}: duplicate id '{}' (also on line {})", lines[i].number, *id, it->second));
+      }
+    }
+  }
+}
+
+} // namespace
+
+void check_batch(std::string_view input, const JobOverrides& o) {
+  const std::vector<BatchLine> lines = batch_lines(input);
+  const Micros now = now_micros();
+  std::vector<std::optional<std::string>> ids(lines.size());
+  const std::string placeholder = "x"; // no id is generated for a job that is not kept
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    bool given = false;
+    const Job job = batch_job(lines[i], o, JobDefaults(), now, &placeholder, &given);
+    if (given) {
+      ids[i] = job.id();
+    }
+  }
+  check_unique(lines, [&](std::size_t i) {
+    return ids[i] ? std::optional<std::string_view>(*ids[i]) : std::nullopt;
+  });
+}
+
+namespace {
 
 // Ids must be unique within the batch, and explicit ones not taken in the spool: checked
 // under the ids lock, returned to be held until the batch is published. Generated ids are
 // unique by construction, so a batch without explicit ids needs neither.
 Fd check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
-                   const std::vector<char>& explicit_id, const std::vector<Line>& lines) {
+                   const std::vector<char>& explicit_id, const std::vector<BatchLine>& lines) {
   Fd lock;
   if (std::find(explicit_id.begin(), explicit_id.end(), 1) == explicit_id.end()) {
     return lock;
   }
-  std::unordered_map<std::string_view, std::size_t> seen;
+  check_unique(lines, [&](std::size_t i) { return std::optional<std::string_view>(staged[i].id); });
   for (std::size_t i = 0; i < staged.size(); ++i) {
     const std::string& id = staged[i].id;
-    if (const auto [it, fresh] = seen.emplace(id, lines[i].number); !fresh) {
-      bad_usage(fmt::format("line {}: duplicate id '{}' (also on line {})", lines[i].number, id, it->second));
-    }
     if (explicit_id[i]) {
       if (!lock) {
         lock = lock_ids(spool);
@@ -139,15 +197,7 @@ std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, con
   const Config cfg = spool.load_config();
   const JobDefaults d = cfg.job_defaults();
   const Micros now = now_micros();
-  std::vector<Line> lines;
-  for (std::size_t number = 1; !input.empty(); ++number) {
-    const auto nl = input.find('\n');
-    const std::string_view text = input.substr(0, nl);
-    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
-    if (text.find_first_not_of(" \t\r") != std::string_view::npos) {
-      lines.push_back({text, number});
-    }
-  }
+  const std::vector<BatchLine> lines = batch_lines(input);
   if (lines.empty()) {
     return {};
   }
@@ -169,16 +219,13 @@ std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, con
     for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
         try {
-          const Json base = parse_object(lines[i].text);
-          explicit_id[i] = o.id || base.contains("id");
-          const Job job = make_job(base, o, d, now, fresh_ids.empty() ? nullptr : &fresh_ids[i]);
+          bool given = false;
+          const Job job = batch_job(lines[i], o, d, now, fresh_ids.empty() ? nullptr : &fresh_ids[i], &given);
+          explicit_id[i] = given;
           spool.stage_new(job, false, staged[i]);
-        } catch (const Error& e) {
+        } catch (const Error&) {
           std::size_t seen = first_bad.load();
           while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
-          }
-          if (e.code() == Exit::usage) {
-            bad_usage(fmt::format("line {}: {}", lines[i].number, e.what()));
           }
           throw;
         }

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -48,8 +49,8 @@ std::optional<JobState> parse_state(std::string_view name) {
 }
 
 bool valid_id(std::string_view id) {
-  if (id.empty() || id.size() > 128 || id[0] == '.') {
-    return false;
+  if (id.empty() || id.size() > 128 || id[0] == '.' || id[0] == '-') {
+    return false; // a leading '-' would read as an option on every command line
   }
   for (char c : id) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -130,6 +131,42 @@ Job Job::parse(std::string_view text) {
   return std::move(*job);
 }
 
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::size_t max_exec_bytes() {
+  static const std::size_t max = [] {
+    const long arg_max = ::sysconf(_SC_ARG_MAX);
+    const std::size_t total = arg_max > 0 ? static_cast<std::size_t>(arg_max) : 2 * 1024 * 1024;
+    return total > 2 * k_exec_reserve ? total - k_exec_reserve : total / 2;
+  }();
+  return max;
+}
+
+void Job::check_new() const {
+  const auto initial = [&](const char* field, const Json& value) {
+    const auto it = m_json.find(field);
+    return it == m_json.end() || *it == value;
+  };
+  if (!initial("state", "pending")) {
+    bad_usage("field 'state' of a new job must be \"pending\" (or absent): queuectl keeps it");
+  }
+  if (!initial("attempts", 0)) {
+    bad_usage("field 'attempts' of a new job must be 0 (or absent): queuectl counts the runs");
+  }
+  for (const char* f : {"exit_code", "last_error", "next_run_at"}) {
+    if (!initial(f, nullptr)) {
+      bad_usage(fmt::format("field '{}' of a new job must be null (or absent): queuectl sets it", f));
+    }
+  }
+}
+
 namespace {
 
 // An integer that fits the job's fields (int64): JSON allows larger ones, which nlohmann
@@ -161,8 +198,7 @@ void Job::validate() const {
   if (const auto it = j.find("id"); it != j.end()) {
     require(it->is_string(), "id", "a string");
     if (!valid_id(it->get<std::string>())) {
-      bad_usage(fmt::format("invalid id '{}': use 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.'",
-                            it->get<std::string>()));
+      bad_usage(fmt::format("invalid id '{}': {}", it->get<std::string>(), k_id_rule));
     }
   }
   const auto cmd = j.find("command");
@@ -170,6 +206,18 @@ void Job::validate() const {
     bad_usage("missing field 'command' (the shell command to run)");
   }
   require(cmd->is_string() && !cmd->get<std::string>().empty(), "command", "a non-empty string");
+  // What execve(2) takes: one argument of at most MAX_ARG_STRLEN bytes, and all of them
+  // with the environment within ARG_MAX. A job past either could never run.
+  std::size_t exec_bytes = sizeof("/bin/sh") + sizeof("-c") + 4 * sizeof(char*);
+  const auto argument = [&](const char* field, std::size_t bytes) {
+    if (bytes + 1 > k_max_arg) {
+      bad_usage(fmt::format("field '{}' is {} bytes: one argument of a command may have at most {} (128 KiB); "
+                            "put a longer script in a file",
+                            field, bytes, k_max_arg - 1));
+    }
+    exec_bytes += bytes + 1 + sizeof(char*);
+  };
+  argument("command", cmd->get_ref<const std::string&>().size());
   if (const auto it = j.find("state"); it != j.end()) {
     require(it->is_string() && parse_state(it->get<std::string>()).has_value(), "state",
             "one of pending, processing, failed, completed, dead");
@@ -202,9 +250,19 @@ void Job::validate() const {
   if (const auto it = j.find("env"); it != j.end()) {
     require(it->is_object(), "env", "an object of strings");
     for (const auto& [k, v] : it->items()) {
-      require(v.is_string() && !k.empty() && k.find('=') == std::string::npos, "env",
-              "an object of strings with names without '='");
+      if (!valid_env_name(k)) {
+        bad_usage(fmt::format("invalid name '{}' in field 'env': use letters, digits and '_', not starting with "
+                              "a digit",
+                              k));
+      }
+      require(v.is_string(), "env", "an object of strings");
+      argument("env", k.size() + 1 + v.get_ref<const std::string&>().size());
     }
+  }
+  if (exec_bytes > max_exec_bytes()) {
+    bad_usage(fmt::format("the command and 'env' take {} bytes: more than {} of the {} that execve(2) allows here "
+                          "leave for a job (the rest is the worker's environment)",
+                          exec_bytes, max_exec_bytes(), max_exec_bytes() + k_exec_reserve));
   }
 }
 
@@ -285,9 +343,14 @@ void Job::reset_for_retry() {
   m_json.erase("next_run_at");
 }
 
-std::string Job::id() const { return m_json.value("id", std::string()); }
+std::string Job::text(const char* name) const {
+  const auto it = m_json.find(name);
+  return it != m_json.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
 
-std::string Job::command() const { return m_json.value("command", std::string()); }
+std::string Job::id() const { return text("id"); }
+
+std::string Job::command() const { return text("command"); }
 
 namespace {
 std::int64_t int_field(const Json& j, const char* name, std::int64_t dflt) {

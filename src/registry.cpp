@@ -100,9 +100,13 @@ std::vector<WorkerInfo> live_records(const Spool& spool) {
     }
     WorkerInfo w;
     w.kind = starts_with(name, k_sup_prefix) ? RecordKind::supervisor : RecordKind::worker;
-    w.pid = j.value("pid", 0);
-    w.supervisor = j.value("supervisor", 0);
-    w.since = j.value("since", std::string());
+    const auto number = [&](const char* k) {
+      const auto it = j.find(k);
+      return it != j.end() && it->is_number_integer() ? it->get<pid_t>() : 0;
+    };
+    w.pid = number("pid");
+    w.supervisor = number("supervisor");
+    w.since = j.contains("since") && j["since"].is_string() ? j["since"].get<std::string>() : std::string();
     w.file = name;
     if (w.kind == RecordKind::worker) {
       const std::string job_name = name.substr(0, name.size() - 5) + ".job";

@@ -43,11 +43,17 @@ std::optional<std::string> stem_of_file(std::string_view name) {
   return std::string(name.substr(0, name.size() - ext.size()));
 }
 
-fs::path Spool::resolve(const std::string& flag) {
-  if (!flag.empty()) {
-    return flag;
+fs::path Spool::resolve(const std::optional<std::string>& flag) {
+  if (flag) {
+    if (flag->empty()) {
+      bad_usage("--spool is empty: give the spool's directory");
+    }
+    return *flag;
   }
-  if (const char* env = std::getenv("QUEUECTL_SPOOL"); env && *env) {
+  if (const char* env = std::getenv("QUEUECTL_SPOOL")) {
+    if (!*env) {
+      bad_usage("QUEUECTL_SPOOL is set but empty: set it to the spool's directory, or unset it for the default");
+    }
     return env;
   }
   if (::geteuid() == 0) {
@@ -81,11 +87,21 @@ void make_root(const fs::path& root) {
 
 } // namespace
 
-Spool Spool::open(const fs::path& root) {
+Spool Spool::open(const fs::path& root) { return open(root, true); }
+
+Spool Spool::open_existing(const fs::path& root) { return open(root, false); }
+
+Spool Spool::open(const fs::path& root, bool create) {
   Spool s;
   s.m_root = root;
   s.m_pid = ::getpid();
-  make_root(root);
+  if (create) {
+    make_root(root);
+  } else if (struct stat st {}; ::stat(root.c_str(), &st) != 0 && errno == ENOENT) {
+    fail(fmt::format("no spool at '{}': a spool is created by the first 'queuectl enqueue', 'worker start' or "
+                     "'config set' (check --spool and QUEUECTL_SPOOL)",
+                     root.string()));
+  }
   s.m_root_fd = sys::open_dir(root.string());
   struct stat st {};
   if (::fstat(s.m_root_fd.get(), &st) != 0) {
@@ -108,6 +124,10 @@ Spool Spool::open(const fs::path& root) {
         throw_errno("cannot open directory", s.path_of(sub, ""));
       }
       return fd;
+    }
+    if (!create) {
+      fail(fmt::format("'{}' is not a queuectl spool: it has no {}/ directory (check --spool and QUEUECTL_SPOOL)",
+                       root.string(), sub));
     }
     if (::mkdirat(s.m_root_fd.get(), sub, 0700) == 0) {
       // Same bits as the root (0700, or the package's group-shared mode); mkdir's
@@ -235,20 +255,39 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
 }
 
 std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const {
+  const std::string stem = stem_of_file(file).value_or(file);
   std::optional<std::string> text;
+  std::string why;
   try {
     text = sys::read_file_at(dir(s), file, path_of(s, file));
-  } catch (const Error&) {
-    return std::nullopt;
+    if (!text) {
+      return std::nullopt; // moved on while we listed
+    }
+  } catch (const Error& e) {
+    why = e.what(); // unreadable: listed as what it is
   }
-  if (!text) {
-    return std::nullopt; // moved on while we listed
+  std::optional<Job> job;
+  if (text) {
+    job = Job::try_parse(*text, why);
   }
-  std::string why;
-  std::optional<Job> job = Job::try_parse(*text, why);
   if (job) {
-    job->read_from(s, stem_of_file(file).value_or(file));
+    try {
+      job->validate();
+    } catch (const Error& e) {
+      why = e.what();
+    }
   }
+  if (!why.empty()) {
+    // A damaged or foreign file: shown as what it is, under its file's name, and the
+    // rest of the spool is listed all the same.
+    Json j = job ? job->json() : Json::object();
+    if (!j.contains("id") || !j["id"].is_string()) {
+      j["id"] = stem;
+    }
+    j["invalid"] = why;
+    job = Job(std::move(j));
+  }
+  job->read_from(s, stem);
   return job;
 }
 

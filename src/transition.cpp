@@ -44,26 +44,6 @@ namespace {
 
 bool is_final(JobState s) { return s == JobState::failed || s == JobState::completed || s == JobState::dead; }
 
-// What a new job may carry of the fields only queuectl sets (SPEC section 5): their
-// initial values. A drop-in that says it failed, or ran before, is not a new job.
-void check_new_bookkeeping(const Json& j) {
-  const auto initial = [&](const char* field, const Json& value) {
-    const auto it = j.find(field);
-    return it == j.end() || *it == value;
-  };
-  if (!initial("state", "pending")) {
-    bad_usage("field 'state' of a new job must be \"pending\" (or absent)");
-  }
-  if (!initial("attempts", 0)) {
-    bad_usage("field 'attempts' of a new job must be 0 (or absent)");
-  }
-  for (const char* f : {"exit_code", "last_error", "next_run_at"}) {
-    if (!initial(f, nullptr)) {
-      bad_usage(fmt::format("field '{}' of a new job must be null (or absent)", f));
-    }
-  }
-}
-
 // The content a claimed run's start record holds: a drop-in gets its id, created_at (its
 // file's modification time) and the spool's defaults, as the contract says; the run counts.
 void start_content(Job& job, const LockedJob& l, const JobDefaults& defaults, Micros now) {
@@ -245,7 +225,7 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
       std::string ignored;
       const auto text = sys::read_file_at(dead, file, m_spool.path_of(JobState::dead, file));
       const std::optional<Job> rec = text ? Job::try_parse(*text, ignored) : std::nullopt;
-      if (rec && rec->json().value("original_file", Json()) == orig) {
+      if (rec && rec->text("original_file") == orig) {
         rid = j.stem;
         written = true;
       }
@@ -328,9 +308,7 @@ ClaimResult Transitions::claim(JobState from, const std::string& stem, const Con
     return quarantined(why, salvage_members(l->content));
   }
   if (!valid_id(stem)) {
-    return quarantined(fmt::format("the file name '{}' is not a valid job id: use 1 to 128 of A-Z a-z 0-9 . _ -, "
-                                   "not starting with '.'",
-                                   job_file(stem)),
+    return quarantined(fmt::format("the file name '{}' is not a valid job id: {}", job_file(stem), k_id_rule),
                        job->json());
   }
   const bool ours = job->written_by_queuectl();
@@ -343,7 +321,7 @@ ClaimResult Transitions::claim(JobState from, const std::string& stem, const Con
       if (const auto it = job->json().find("id"); it != job->json().end() && *it != stem) {
         bad_usage(fmt::format("id '{}' differs from the file name '{}'", it->get<std::string>(), job_file(stem)));
       }
-      check_new_bookkeeping(job->json());
+      job->check_new();
     }
   } catch (const Error& e) {
     return quarantined(e.what(), job->json());
@@ -522,7 +500,7 @@ void Transitions::retry(const std::string& id) {
   });
   if (job.json().contains("original_file")) {
     fail(fmt::format("cannot retry job '{}': it was an invalid file ({}); fix it and enqueue it again", id,
-                     m_spool.path_of(JobState::dead, job.json().value("original_file", ""))));
+                     m_spool.path_of(JobState::dead, job.text("original_file"))));
   }
   rename(l, JobState::pending);
   job.reset_for_retry();

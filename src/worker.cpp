@@ -466,7 +466,7 @@ void Worker::conclude(Claimed c, const RunResult& r, Micros now, std::optional<d
   Outcome o = m_tx.conclude(std::move(c), r, cfg, now);
   if (o.to != JobState::completed) {
     m_log(fmt::format("job {} attempt {} failed ({}): {}", id, attempt, r.error,
-                      o.to == JobState::failed ? "will retry at " + o.job.json().value("next_run_at", std::string())
+                      o.to == JobState::failed ? "will retry at " + o.job.text("next_run_at")
                                                : "moved to the dead-letter queue"));
   }
   const JobState to = o.to;

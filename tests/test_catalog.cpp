@@ -3,6 +3,7 @@
 #include "queuectl/enqueue.hpp"
 #include "queuectl/spool.hpp"
 
+#include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include <fstream>
 
 using namespace queuectl;
+using namespace queuectl::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -49,26 +51,20 @@ void check_pages(const Spool& s, Catalog& c) {
 TEST_CASE("catalog: pages as list gives them, kept current as jobs come, move and go", "[catalog]") {
   TempDir dir;
   Spool s = Spool::open(dir.path());
-  // created_at scrambled, with ties (every 1000 apart share a second) that the id orders.
-  std::string lines;
-  for (int i = 0; i < 3000; ++i) {
-    lines += fmt::format(R"({{"id":"j{}","command":"true","created_at":"{}"}})", i,
-                         format_time(1'700'000'000'000'000 + static_cast<Micros>((i * 7919) % 1000) * 1'000'000)) +
-             "\n";
-  }
-  enqueue_lines(s, lines, {});
+  write_scrambled_jobs(dir.path() / "pending", 3000);
   std::ofstream(dir.path() / "done" / "d1.json") << R"({"id":"d1","command":"x","created_at":"2000-01-01T00:00:00Z"})";
-  std::ofstream(dir.path() / "pending" / "broken.json") << "{not json"; // skipped, as list skips it
+  std::ofstream(dir.path() / "pending" / "broken.json") << "{not json"; // listed as invalid, as list shows it
   Catalog c(s);
   check_pages(s, c);
-  CHECK(c.known(JobState::pending) == 3000);
+  CHECK(c.known(JobState::pending) == 3001);
 
   // Jobs leave, arrive and move to another state between two pages.
   fs::remove(dir.path() / "pending" / "j5.json");
   fs::rename(dir.path() / "pending" / "j6.json", dir.path() / "dead" / "j6.json");
   std::ofstream(dir.path() / "pending" / "new.json") << R"({"id":"new","command":"x","created_at":"1999-01-01T00:00:00Z"})";
   check_pages(s, c);
-  CHECK(c.known(JobState::pending) == 2999);
-  CHECK(ids(c.page(std::nullopt, 0, 2)) == std::vector<std::string>{"pending:new", "completed:d1"});
+  CHECK(c.known(JobState::pending) == 3000);
+  // An invalid file has no created_at: it sorts first.
+  CHECK(ids(c.page(std::nullopt, 0, 3)) == std::vector<std::string>{"pending:broken", "pending:new", "completed:d1"});
   CHECK(ids(c.page(JobState::dead, 0, 10)) == std::vector<std::string>{"dead:j6"});
 }

@@ -33,17 +33,30 @@ TEST_CASE("open: creates the tree, mode 0700", "[spool]") {
   }
 }
 
-TEST_CASE("resolve: flag, then environment, then defaults", "[spool]") {
+TEST_CASE("resolve: flag, then environment, then defaults; empty is an error", "[spool]") {
   CHECK(Spool::resolve("/x/y") == "/x/y");
+  CHECK(code_of([] { Spool::resolve(""); }) == Exit::usage);
   ::setenv("QUEUECTL_SPOOL", "/from/env", 1);
-  CHECK(Spool::resolve("") == "/from/env");
+  CHECK(Spool::resolve(std::nullopt) == "/from/env");
+  ::setenv("QUEUECTL_SPOOL", "", 1);
+  CHECK(code_of([] { Spool::resolve(std::nullopt); }) == Exit::usage);
   ::unsetenv("QUEUECTL_SPOOL");
   if (::geteuid() == 0) {
-    CHECK(Spool::resolve("") == "/var/spool/queuectl");
+    CHECK(Spool::resolve(std::nullopt) == "/var/spool/queuectl");
   } else {
     ::setenv("XDG_STATE_HOME", "/xdg", 1);
-    CHECK(Spool::resolve("") == "/xdg/queuectl");
+    CHECK(Spool::resolve(std::nullopt) == "/xdg/queuectl");
   }
+}
+
+TEST_CASE("open_existing: creates nothing, says how a spool comes to exist", "[spool]") {
+  TempDir dir;
+  CHECK(code_of([&] { Spool::open_existing(dir.path() / "none"); }) == Exit::failure);
+  CHECK_FALSE(fs::exists(dir.path() / "none"));
+  CHECK(code_of([&] { Spool::open_existing(dir.path()); }) == Exit::failure); // a directory, not a spool
+  CHECK(files_in(dir.path()) == 0);
+  Spool::open(dir.path() / "s");
+  CHECK(Spool::open_existing(dir.path() / "s").root() == dir.path() / "s");
 }
 
 TEST_CASE("enqueue: a durable file in pending/, nothing left in tmp/", "[spool]") {
@@ -167,13 +180,7 @@ TEST_CASE("list with a limit: the oldest N, as the full list starts", "[spool]")
   // Enough jobs for several threads and for each to prune what it keeps; created_at
   // scrambled, with ties (every 1000 apart share a second) that the id orders.
   const int n = 5000;
-  std::string lines;
-  for (int i = 0; i < n; ++i) {
-    lines += fmt::format(R"({{"id":"j{}","command":"true","created_at":"{}"}})", i,
-                         format_time(1'700'000'000'000'000 + static_cast<Micros>((i * 7919) % 1000) * 1'000'000)) +
-             "\n";
-  }
-  enqueue_lines(s, lines, {});
+  write_scrambled_jobs(dir.path() / "pending", n);
   std::ofstream(dir.path() / "done" / "d1.json") << R"({"id":"d1","command":"x","created_at":"2000-01-01T00:00:00Z"})";
   const auto ids = [](const std::vector<StoredJob>& jobs) {
     std::vector<std::string> v;

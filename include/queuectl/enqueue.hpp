@@ -37,6 +37,23 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
 // a duplicate id or an I/O error.
 std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o);
 
+// One line of a bulk input that holds something (blank lines are skipped).
+struct BatchLine {
+  std::string_view text;
+  std::size_t number; // 1-based, counting blank lines
+};
+std::vector<BatchLine> batch_lines(std::string_view input);
+
+// The job of one line of a batch, as make_job builds it; Error(usage) "line N: why".
+// `explicit_id` (optional) is set when the line or the overrides give an id.
+Job batch_job(const BatchLine& line, const JobOverrides& o, const JobDefaults& d, Micros now,
+              const std::string* id_if_missing, bool* explicit_id);
+
+// Checks a batch as enqueue_lines does before it writes anything, with the default
+// settings and without a spool: every line a valid job, no id given twice. Throws
+// Error(usage). What `enqueue -` does before it creates a spool.
+void check_batch(std::string_view input, const JobOverrides& o);
+
 // Enqueues one JSON object per line of `input` (blank lines skipped), all or nothing: every
 // line is validated (syntax, fields, ids unique in the batch and in the spool) before any
 // job is written. Throws Error(usage, "line N: why"). Returns the ids in input order;

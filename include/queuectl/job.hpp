@@ -27,8 +27,20 @@ std::string_view state_dir(JobState s);
 // Accepts every state name, and "done" for completed.
 std::optional<JobState> parse_state(std::string_view name);
 
-// `[A-Za-z0-9._-]{1,128}`, not starting with '.'.
+// `[A-Za-z0-9._-]{1,128}`, not starting with '.' or '-'.
 bool valid_id(std::string_view id);
+inline constexpr const char* k_id_rule = "use 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'";
+
+// A shell variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+bool valid_env_name(std::string_view name);
+
+// The kernel's limit for one argument or environment string, its NUL included
+// (MAX_ARG_STRLEN).
+inline constexpr std::size_t k_max_arg = 128 * 1024;
+// Of ARG_MAX, what a job's command and env may take: the rest is left for the worker's
+// own environment, which the job inherits.
+inline constexpr std::size_t k_exec_reserve = 256 * 1024;
+std::size_t max_exec_bytes();
 // A new unique id that sorts lexically in creation order: 13 hex digits of microseconds
 // since the epoch (strictly increasing within a process), '-', 8 random base-32 digits.
 std::string generate_id();
@@ -56,6 +68,11 @@ public:
   // only when present. Throws Error(Exit::usage) naming the first bad field.
   void validate() const;
 
+  // A new job may carry the fields only queuectl sets with their initial values only:
+  // state "pending", attempts 0, exit_code, last_error and next_run_at null (SPEC section
+  // 5). Throws Error(Exit::usage) naming the field.
+  void check_new() const;
+
   // Fills what a new job needs: id (generated if missing), state pending, attempts 0,
   // defaults for max_retries/timeout/priority, created_at/updated_at now, exit_code and
   // last_error null. Fields already present win.
@@ -64,6 +81,8 @@ public:
   const Json& json() const { return m_json; }
   Json& json() { return m_json; }
 
+  // A string field; "" when it is missing or not a string (a file may hold anything).
+  std::string text(const char* name) const;
   std::string id() const;
   std::string command() const;
   std::int64_t attempts() const;

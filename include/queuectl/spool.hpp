@@ -52,12 +52,18 @@ inline constexpr std::size_t k_max_job_file = 64 << 20;
 class Spool {
 public:
   // --spool if given, else $QUEUECTL_SPOOL, else /var/spool/queuectl for root, else
-  // ${XDG_STATE_HOME:-$HOME/.local/state}/queuectl.
-  static std::filesystem::path resolve(const std::string& flag);
+  // ${XDG_STATE_HOME:-$HOME/.local/state}/queuectl. An empty --spool or QUEUECTL_SPOOL
+  // is Error(usage), never the default.
+  static std::filesystem::path resolve(const std::optional<std::string>& flag);
 
   // Opens the spool at `root`, creating it and any missing subdirectory (mode 0700 for a
-  // new spool; a subdirectory takes the permission bits of the spool root). Throws Error.
+  // new spool; a subdirectory takes the permission bits of the spool root): for the
+  // commands that write (SPEC section 5). Throws Error.
   static Spool open(const std::filesystem::path& root);
+  // Opens a spool that exists, creating nothing: Error(failure) saying how a spool comes
+  // to exist when `root` does not, or that it is not a spool when a subdirectory is
+  // missing.
+  static Spool open_existing(const std::filesystem::path& root);
 
   const std::filesystem::path& root() const { return m_root; }
   int dir(JobState s) const { return m_dirs[static_cast<std::size_t>(s)].get(); }
@@ -100,8 +106,9 @@ public:
   // Error(usage) for a malformed id, Error(failure) when no state holds it.
   StoredJob load(const std::string& id) const;
   std::optional<StoredJob> try_load(const std::string& id) const;
-  // A job file of state `s` as listings show it; nullopt when it is gone, is not a
-  // regular file or cannot be read, or is not a JSON object (listings skip those).
+  // A job file of state `s` as listings show it (see Job::read_from); nullopt when it is
+  // gone. A file that cannot be read or is not a valid job is shown as what it is: its
+  // fields where it is an object, its file's name as "id", and "invalid" saying why.
   std::optional<Job> read_listed(JobState s, const std::string& file) const;
 
   // Durably enqueues jobs already filled and validated (see enqueue.hpp for the checks
@@ -157,6 +164,7 @@ public:
 
 private:
   Spool() = default;
+  static Spool open(const std::filesystem::path& root, bool create);
   void make_job_file(int dir, const std::string& name, std::string_view data, bool sync) const;
 
   std::filesystem::path m_root;

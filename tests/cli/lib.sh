@@ -30,6 +30,12 @@ fail() {
 
 q() { "$QUEUECTL" "$@"; }
 
+# new_spool: creates the test's spool, settings untouched (read-only commands create none).
+new_spool() {
+  q config set max-retries 3 >/dev/null
+  q config unset max-retries >/dev/null
+}
+
 # run CMD...: runs it, keeping stdout in $OUT, stderr in $ERR and the status in $RC.
 run() {
   set +e

@@ -1,6 +1,7 @@
 # config list/get/set/unset, both key spellings, refusals leave the file untouched.
 . "$QUEUECTL_TEST_LIB"
 
+new_spool
 expect 0 q config list
 assert_eq "$OUT" "max-retries 3
 backoff-base 2

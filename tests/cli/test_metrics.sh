@@ -3,6 +3,7 @@
 PROM="$(dirname "$QUEUECTL_TEST_LIB")/prom_check.py"
 metric() { q metrics | python3 "$PROM" | json "j.get('$1')"; }
 
+new_spool
 expect 0 q metrics
 printf '%s\n' "$OUT" | python3 "$PROM" >/dev/null || fail "invalid exposition on an empty spool"
 assert_contains "$OUT" 'queuectl_jobs{state="pending"} 0'

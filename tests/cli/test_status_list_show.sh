@@ -1,15 +1,17 @@
 # status, list and show: output formats, --json shapes, order and --limit.
 . "$QUEUECTL_TEST_LIB"
 
+new_spool
 expect 0 q status --json
 assert_eq "$OUT" '{"pending":0,"processing":0,"failed":0,"completed":0,"dead":0,"workers":0}'
 expect 0 q status
 assert_contains "$OUT" "pending     0"
 assert_contains "$OUT" "workers     0"
 
-q enqueue '{"id":"a","command":"true","created_at":"2026-01-01T00:00:03Z"}' >/dev/null
-q enqueue '{"id":"b","command":"true","created_at":"2026-01-01T00:00:01Z"}' >/dev/null
-q enqueue '{"id":"c","command":"true","created_at":"2026-01-01T00:00:02Z"}' >/dev/null
+# Created b, then c, then a: ids and creation order differ.
+q enqueue '{"id":"b","command":"true"}' >/dev/null
+q enqueue '{"id":"c","command":"true"}' >/dev/null
+q enqueue '{"id":"a","command":"true"}' >/dev/null
 q cancel c >/dev/null
 
 expect 0 q status --json

@@ -1,6 +1,7 @@
 # A worker runs a job to done/ with its log; status, worker status, foreground stop.
 . "$QUEUECTL_TEST_LIB"
 
+new_spool
 expect 0 q worker status --json
 assert_eq "$OUT" "[]"
 expect 0 q worker status

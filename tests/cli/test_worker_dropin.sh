@@ -1,7 +1,7 @@
 # Drop-ins from any program: tmp/ then rename into pending/. Invalid ones go to dead/.
 . "$QUEUECTL_TEST_LIB"
 
-q status >/dev/null # creates the spool
+new_spool
 start_workers 1
 drop() { # NAME CONTENT
   printf '%s' "$2" >"$S/tmp/$1.partial"

@@ -7,6 +7,7 @@
 #include "queuectl/sys.hpp"
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -38,6 +39,16 @@ inline Exit code_of(const std::function<void()>& fn) {
 // A job file's content as it is on disk (not as the spool's readers present it).
 inline Json raw(const Spool& s, JobState st, const std::string& id) {
   return Json::parse(sys::read_file_at(s.dir(st), job_file(id), id).value_or("null"));
+}
+
+// Writes job files straight into `dir` (as another program may), created_at scrambled
+// with ties (every 1000 apart share a second) that the id orders: "j0" ... "j<n-1>".
+inline void write_scrambled_jobs(const std::filesystem::path& dir, int n) {
+  for (int i = 0; i < n; ++i) {
+    const Micros created = 1'700'000'000'000'000 + static_cast<Micros>((i * 7919) % 1000) * 1'000'000;
+    std::ofstream(dir / ("j" + std::to_string(i) + ".json"))
+        << Json{{"id", "j" + std::to_string(i)}, {"command", "true"}, {"created_at", format_time(created)}}.dump();
+  }
 }
 
 } // namespace queuectl::test
