@@ -73,10 +73,14 @@ assert_one_error_line() {
   assert_contains "$ERR" "queuectl: error:" "stderr"
 }
 
+# How much slower this build runs than a release build: deadlines are multiplied by it
+# (a sanitizer build sets it; a deadline is a bound on a hang, never the measure of a test).
+SLOW=${QUEUECTL_TEST_SLOW:-1}
+
 # wait_until SECONDS CMD...: polls CMD until it succeeds; fails the test at the deadline.
 # Polling a condition with a deadline, not sleeping and hoping.
 wait_until() {
-  local limit=$1
+  local limit=$(($1 * SLOW))
   shift
   local end=$((SECONDS + limit))
   until "$@" >/dev/null 2>&1; do

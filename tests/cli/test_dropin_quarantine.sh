@@ -9,9 +9,10 @@ soft_fail() {
   echo "FAIL: $*" >&2
   FAILURES=$((FAILURES + 1))
 }
-# soon SECONDS CMD...: polls CMD until it succeeds; returns 1 at the deadline.
+# soon SECONDS CMD...: polls CMD until it succeeds; returns 1 at the deadline (scaled by
+# SLOW, see lib.sh).
 soon() {
-  local end=$((SECONDS + $1))
+  local end=$((SECONDS + $1 * SLOW))
   shift
   until "$@" >/dev/null 2>&1; do
     [ $SECONDS -lt $end ] || return 1
@@ -145,7 +146,7 @@ elif mode == "check":
         print("FAIL: " + f)
 PY
 python3 "$T/cases.py" "$S" "$T" drop
-python3 "$T/cases.py" "$S" "$T" wait 15 >"$T/fails"
+python3 "$T/cases.py" "$S" "$T" wait $((15 * SLOW)) >"$T/fails"
 q dlq list --json >"$T/dlq.json"
 python3 "$T/cases.py" "$S" "$T" check >>"$T/fails"
 while IFS= read -r line; do soft_fail "${line#FAIL: }"; done <"$T/fails"
@@ -159,7 +160,8 @@ import sys
 sys.stdout.write('{\"command\":\"true\",\"x-big\":\"' + 'a' * 20000000 + '\"}')" >"$S/tmp/big.partial"
 mv "$S/tmp/big.partial" "$S/pending/big.json"
 drop small.json '{"command":"true"}'
-soon 10 is_state small completed || soft_fail "a small job dropped after a 20 MB one did not complete within 10 s"
+soon 10 is_state small completed ||
+  soft_fail "a small job dropped after a 20 MB one did not complete within $((10 * SLOW)) s"
 
 # 4. Never in no directory: `show NAME` keeps finding a bad drop-in while it is quarantined.
 # Two threads call `show` in a tight loop on the name about to be dropped; an answer "no such job"
