@@ -142,13 +142,17 @@ def main():
 
     open(ready, "w").close()
     hdr = struct.Struct("iIII")
-    while not stop:
-        try:
-            r, _, _ = select.select([fd], [], [], 0.2)
-        except InterruptedError:
-            continue
-        if not r:
-            continue
+    # Until stopped; then once more without waiting: an arrival that happened before the
+    # stop was asked for is in the queue already (inotify queues it within the rename).
+    while True:
+        stopping = bool(stop)
+        if not stopping:
+            try:
+                r, _, _ = select.select([fd], [], [], 0.2)
+            except InterruptedError:
+                continue
+            if not r:
+                continue
         while True:
             try:
                 buf = os.read(fd, 1 << 20)
@@ -170,6 +174,8 @@ def main():
                     continue
                 stats["events"] += 1
                 check(d, name)
+        if stopping:
+            break
     with open(report + ".tmp", "w") as out:
         json.dump(stats, out)
     os.rename(report + ".tmp", report)
