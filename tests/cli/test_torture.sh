@@ -81,14 +81,16 @@ jobs_in() { # DIR...: number of job files in those state directories
   done
   echo "$n"
 }
-unfinished_is_zero() { [ "$(jobs_in pending held processing failed)" = 0 ]; }
+# Every job finished: counted where jobs end, because a scan of the directories a job is
+# still moving through (failed/ -> pending/ -> processing/) can miss it between two of them.
+finished_are() { [ "$(jobs_in done dead)" = "$1" ]; }
 
 # --- Phase 1: a normal drain under the observer ------------------------------------------
 start_observer obs1
 OBS1=$LAST_BG
 q worker start --count 3 --detach >"$T/pids"
 q enqueue - <"$T/phase1" >/dev/null
-wait_until 60 unfinished_is_zero
+wait_until 60 finished_are 300
 stop_observer obs1 "$OBS1"
 
 # --- Phase 2: the storm -------------------------------------------------------------------
@@ -223,7 +225,7 @@ sys.exit(1 if d["errors"] or d["batches"] != 10 or len(d["supervisors_alive"]) !
 PY
 
 # --- Drain, graceful stop ------------------------------------------------------------------
-wait_until 90 unfinished_is_zero
+wait_until 90 finished_are $((300 + NSHORT + 6))
 timeout 60 "$QUEUECTL" worker stop >/dev/null || fail "worker stop failed or hung"
 stop_observer obs2 "$OBS2"
 OBS1="" OBS2=""
