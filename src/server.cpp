@@ -1,13 +1,14 @@
 #include "queuectl/server.hpp"
 
 #include "queuectl/catalog.hpp"
+#include "queuectl/commands.hpp"
 #include "queuectl/enqueue.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/json_text.hpp"
 #include "queuectl/registry.hpp"
-#include "queuectl/commands.hpp"
 #include "queuectl/spool.hpp"
-#include "queuectl/stats.hpp"
+#include "queuectl/counters.hpp"
+#include "queuectl/metrics.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/version.hpp"
 
@@ -198,6 +199,8 @@ Api::Handler Api::guarded(Handler h) {
   return [h](const httplib::Request& req, httplib::Response& res) {
     try {
       h(req, res);
+    } catch (const NotFound& e) {
+      send_error(res, 404, e.what());
     } catch (const Error& e) {
       send_error(res, e.code() == Exit::usage ? 400 : 409, e.what());
     } catch (const std::exception& e) {
@@ -231,10 +234,10 @@ std::string Api::job_id(const httplib::Request& req) const {
 
 void Api::sample() {
   const auto counts = m_spool.counts();
-  const StatsSnapshot s = read_stats(m_spool);
+  const CounterSnapshot s = Counters::read(m_spool);
   Json j = {{"t", format_time(now_micros())},
-            {"completed", s.counters[static_cast<std::size_t>(Counter::runs_completed)]},
-            {"failed", s.counters[static_cast<std::size_t>(Counter::runs_failed)]},
+            {"completed", s[Counter::runs_completed]},
+            {"failed", s[Counter::runs_failed]},
             {"pending", counts[static_cast<std::size_t>(JobState::pending)]}};
   const std::lock_guard<std::mutex> g(m_mutex);
   m_samples.push_back(std::move(j));
@@ -308,16 +311,10 @@ void Api::install(httplib::Server& svr) {
           res.set_content(k_dashboard_html, "text/html; charset=utf-8");
         }), std::nullopt);
   route(svr, "/metrics", Handler([this](const httplib::Request&, httplib::Response& res) {
-          res.set_content(prometheus_metrics(m_spool), "text/plain; version=0.0.4");
+          res.set_content(prometheus_text(m_spool), "text/plain; version=0.0.4");
         }), std::nullopt);
   route(svr, "/api/status", Handler([this](const httplib::Request&, httplib::Response& res) {
-          const auto c = m_spool.counts();
-          Json j = Json::object();
-          for (JobState s : k_all_states) {
-            j[std::string(state_name(s))] = c[static_cast<std::size_t>(s)];
-          }
-          j["workers"] = live_worker_count(m_spool);
-          send_json(res, 200, j);
+          send_json(res, 200, cmd::status(m_spool));
         }), std::nullopt);
   route(svr, "/api/jobs",
         Handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -354,67 +351,31 @@ void Api::install(httplib::Server& svr) {
           const std::size_t total =
               st ? counts[static_cast<std::size_t>(*st)] : std::accumulate(counts.begin(), counts.end(), std::size_t{0});
           res.set_header("X-Total-Count", std::to_string(total));
-          Json arr = Json::array();
-          for (const StoredJob& sj : jobs) {
-            arr.push_back(sj.job.json());
-          }
-          send_json(res, 200, arr);
+          send_json(res, 200, cmd::jobs_json(jobs));
         }),
         Handler([this](const httplib::Request& req, httplib::Response& res) {
-          Json base = Job::parse(req.body).json();
-          try {
-            const std::string id = enqueue_one(m_spool, base, {});
-            send_json(res, 201, Json{{"id", id}});
-          } catch (const Error& e) {
-            send_error(res, e.code() == Exit::usage ? 400 : 409, e.what());
-          }
+          cmd::EnqueueRequest r;
+          r.base = Job::parse(req.body).json();
+          send_json(res, 201, Json{{"id", cmd::enqueue(m_spool, r).at(0)}});
         }));
   route(svr, R"(/api/jobs/([^/]+))", Handler([this](const httplib::Request& req, httplib::Response& res) {
-          const auto sj = m_spool.try_load(job_id(req));
-          if (!sj) {
-            send_error(res, 404, fmt::format("no such job '{}'", job_id(req)));
-            return;
-          }
-          send_json(res, 200, sj->job.json());
+          send_json(res, 200, cmd::show(m_spool, job_id(req)));
         }), std::nullopt);
   route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
-          const std::string id = job_id(req);
-          if (const Fd log = m_spool.open_log(id)) {
-            res.set_content(sys::read_all(log.get(), log_file(id)), "text/plain; charset=utf-8");
-            return;
-          }
-          if (!m_spool.find(id)) {
-            send_error(res, 404, fmt::format("no such job '{}'", id));
-            return;
-          }
-          res.set_content("", "text/plain; charset=utf-8");
+          res.set_content(cmd::log_text(m_spool, job_id(req)), "text/plain; charset=utf-8");
         }), std::nullopt);
-  const auto action = [this](bool retry) {
-    return Handler([this, retry](const httplib::Request& req, httplib::Response& res) {
-      const std::string id = job_id(req);
-      if (!m_spool.find(id)) {
-        send_error(res, 404, fmt::format("no such job '{}'", id));
-        return;
-      }
-      if (retry) {
-        retry_dead_job(m_spool, id);
-      } else {
-        cancel_job(m_spool, id);
-      }
-      send_json(res, 200, m_spool.load(id).job.json());
-    });
-  };
-  route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt, action(true));
-  route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt, action(false));
+  route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+          const std::string id = job_id(req);
+          cmd::retry_dead(m_spool, {id}, false);
+          send_json(res, 200, cmd::show(m_spool, id));
+        }));
+  route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+          const std::string id = job_id(req);
+          cmd::cancel(m_spool, id);
+          send_json(res, 200, cmd::show(m_spool, id));
+        }));
   route(svr, "/api/workers", Handler([this](const httplib::Request&, httplib::Response& res) {
-          Json arr = Json::array();
-          for (const WorkerInfo& w : live_records(m_spool)) {
-            if (w.kind == RecordKind::worker) {
-              arr.push_back({{"pid", w.pid}, {"supervisor", w.supervisor}, {"since", w.since},
-                             {"job", w.job ? Json(*w.job) : Json(nullptr)}});
-            }
-          }
-          send_json(res, 200, arr);
+          send_json(res, 200, cmd::worker_status(m_spool));
         }), std::nullopt);
   route(svr, "/api/workers/start", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
           std::int64_t count = 1;
@@ -489,12 +450,10 @@ int serve_command(const std::filesystem::path& spool, const std::string& listen,
   }
   // `worker start|stop` run as the main queuectl binary, which sits beside us in the
   // build tree and on PATH once installed.
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  const std::filesystem::path self = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
+  const std::filesystem::path self = sys::self_exe();
   const auto sibling = self.parent_path() / "queuectl";
-  so.self_exe = ::access(sibling.c_str(), X_OK) == 0 ? sibling.string()
-                                                     : (self.parent_path() / k_queuectl_bin).lexically_normal().string();
+  so.self_exe = sys::is_executable(sibling) ? sibling.string()
+                                            : (self.parent_path() / k_queuectl_bin).lexically_normal().string();
   return run_server(spool, so, [&](int port) {
     const std::string line = fmt::format("queuectl: serving {} on http://{}:{}/\n", spool.string(),
                                          so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host, port);

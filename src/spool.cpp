@@ -2,7 +2,6 @@
 
 #include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
-#include "queuectl/stats.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -294,7 +293,7 @@ std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const
 StoredJob Spool::load(const std::string& id) const {
   auto sj = try_load(id);
   if (!sj) {
-    fail(fmt::format("no such job '{}'", id));
+    throw NotFound(fmt::format("no such job '{}'", id));
   }
   return std::move(*sj);
 }
@@ -583,58 +582,6 @@ void Spool::sweep_old_temps() const {
       }
     }
   }
-}
-
-std::size_t Spool::purge(JobState s, std::optional<double> older_than_s) {
-  const Micros now = now_micros();
-  std::size_t n = 0;
-  std::vector<std::string> ids;
-  for_each_job(s, [&](std::string_view stem) {
-    if (valid_id(stem)) {
-      ids.emplace_back(stem);
-    }
-  });
-  const int d = dir(s);
-  for (const std::string& id : ids) {
-    auto locked = lock_job(s, id);
-    if (!locked) {
-      continue;
-    }
-    std::string why;
-    const std::optional<Job> job = Job::try_parse(locked->content, why);
-    const Json j = job ? job->json() : Json();
-    if (older_than_s) {
-      std::optional<Micros> updated;
-      if (job) {
-        updated = job->time_field("updated_at");
-      }
-      if (!updated) {
-        struct stat st {};
-        ::fstat(locked->lock.get(), &st);
-        updated = static_cast<Micros>(st.st_mtime) * 1'000'000;
-      }
-      if (now - *updated < seconds_to_micros(*older_than_s)) {
-        continue;
-      }
-    }
-    if (j.is_object()) {
-      const auto it = j.find("original_file");
-      if (it != j.end() && it->is_string()) {
-        const std::string orig = it->get<std::string>();
-        if (orig.find('/') == std::string::npos && orig.size() > 5 &&
-            orig.substr(orig.size() - 5) == ".orig") {
-          sys::unlink_at(d, orig, path_of(s, orig));
-        }
-      }
-    }
-    sys::unlink_at(d, log_file(id), path_of(s, log_file(id)));
-    sys::unlink_at(d, job_file(id), path_of(s, job_file(id)));
-    ++n;
-  }
-  if (n > 0) {
-    sys::fsync_fd(d, path_of(s, ""));
-  }
-  return n;
 }
 
 } // namespace queuectl

@@ -313,6 +313,22 @@ void for_each_entry(int dir, const std::string& display,
   }
 }
 
+std::filesystem::path self_exe() {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    throw_errno("cannot read", "/proc/self/exe");
+  }
+  return std::string(exe, static_cast<std::size_t>(n));
+}
+
+bool is_executable(const std::filesystem::path& path) { return ::access(path.c_str(), X_OK) == 0; }
+
+void exec(const std::filesystem::path& path, char** argv) {
+  ::execv(path.c_str(), argv);
+  throw_errno("cannot run", path.string());
+}
+
 std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
   std::vector<pid_t> out;
   Fd proc(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -207,6 +207,20 @@ void Transitions::rename(LockedJob& j, JobState to) const {
 
 void Transitions::sync(JobState s) const { m_spool.sync_dir(s); }
 
+void Transitions::remove(LockedJob& j) {
+  const int d = m_spool.dir(j.state);
+  std::string why;
+  if (const std::optional<Job> job = Job::try_parse(j.content, why)) {
+    // Only a name of this directory that looks like a quarantined original.
+    const std::string orig = job->text("original_file");
+    if (orig.size() > 5 && orig.find('/') == std::string::npos && orig.substr(orig.size() - 5) == ".orig") {
+      sys::unlink_at(d, orig, m_spool.path_of(j.state, orig));
+    }
+  }
+  sys::unlink_at(d, log_file(j.stem), m_spool.path_of(j.state, log_file(j.stem)));
+  sys::unlink_at(d, job_file(j.stem), m_spool.path_of(j.state, job_file(j.stem)));
+}
+
 std::string Transitions::quarantine(LockedJob& j, const std::string& why, const Json& fields) {
   const int dead = m_spool.dir(JobState::dead);
   const std::string file = job_file(j.stem);

@@ -5,7 +5,7 @@
 #include "queuectl/process.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
-#include "queuectl/stats.hpp"
+#include "queuectl/counters.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
 
@@ -54,7 +54,7 @@ class Committer {
 public:
   struct Item {
     Outcome outcome;
-    StatsEvent stats;
+    CounterEvent counts;
   };
 
   Committer(Spool& spool, const LogSink& log) : m_spool(spool), m_log(log), m_thread([this] { loop(); }) {}
@@ -117,7 +117,7 @@ private:
         }
       }
       for (const Item* it : done) {
-        m_stats.record(it->stats);
+        m_counters.add(it->counts);
       }
       // Locks are released here, after the new state is durable.
     }
@@ -125,7 +125,7 @@ private:
 
   Spool& m_spool;
   const LogSink& m_log;
-  StatsWriter m_stats{m_spool};
+  Counters m_counters{m_spool};
   Transitions m_tx{m_spool};
   std::mutex m_mutex;
   std::condition_variable m_cv;
@@ -242,6 +242,7 @@ private:
   const LogSink& m_log;
   Registration m_reg;
   Transitions m_tx{m_spool};
+  Counters m_counters{m_spool}; // this thread's (the committer has its own)
   JobIndex m_index;
   LockWaiters m_waiters;
   Fd m_inotify;
@@ -365,7 +366,7 @@ void Worker::start_next(Micros now) {
       break;
     case ClaimResult::quarantined:
       m_log(fmt::format("job file {}/{} is invalid ({}): moved to dead/", state_dir(e->from), job_file(e->id), r.note));
-      record_stats(m_spool, StatsEvent{Counter::jobs_dead, std::nullopt, std::nullopt});
+      m_counters.add(count_one(Counter::jobs_dead));
       break;
     case ClaimResult::resolved:
       m_log(r.note);

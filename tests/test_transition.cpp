@@ -1,5 +1,6 @@
 #include "queuectl/transition.hpp"
 
+#include "queuectl/commands.hpp"
 #include "queuectl/job_index.hpp"
 
 #include "support/spool_util.hpp"
@@ -367,8 +368,8 @@ TEST_CASE("cancel and retry: content final in dead/, through pending/", "[transi
   CHECK_FALSE(j.contains("next_run_at"));
   CHECK(files_in(dir.path() / "pending") == 1); // c1 only
   std::ofstream(dir.path() / "dead" / "f1.log") << "output\n";
-  CHECK(s.purge(JobState::dead, 3600.0) == 0); // too young
-  CHECK(s.purge(JobState::dead, std::nullopt) == 1);
+  CHECK(cmd::purge(s, JobState::dead, 3600.0) == 0); // too young
+  CHECK(cmd::purge(s, JobState::dead, std::nullopt) == 1);
   CHECK(files_in(dir.path() / "dead") == 0);
   CHECK(code_of([&] { tx.cancel("nosuch"); }) == Exit::failure);
 }

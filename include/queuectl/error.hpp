@@ -19,6 +19,13 @@ private:
   Exit m_code;
 };
 
+// The operation failed because what it names does not exist (no such job): Exit::failure
+// for the command line, 404 for the HTTP API.
+class NotFound : public Error {
+public:
+  explicit NotFound(const std::string& msg) : Error(Exit::failure, msg) {}
+};
+
 // Throws Error(Exit::failure, "<what> '<path>': <strerror(errno)>"). Reads errno.
 [[noreturn]] void throw_errno(std::string_view what, std::string_view path);
 // As throw_errno, with an explicit errno value.

@@ -137,10 +137,6 @@ public:
   // The same over every state.
   std::vector<StoredJob> list_all(std::size_t max = SIZE_MAX) const;
 
-  // Removes jobs (with their .log and .orig) whose updated_at is older than
-  // `older_than_s` seconds (all when nullopt). Returns how many.
-  std::size_t purge(JobState s, std::optional<double> older_than_s);
-
   // Locks <stem>.json of `s` with flock(2) without blocking, checks that the name still
   // refers to the locked file, and reads it. nullopt when it is missing or someone else
   // holds it (`busy` then says which). Throws Error for a file that is not regular.

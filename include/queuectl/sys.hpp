@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -80,6 +81,13 @@ bool exists_at(int dir, const std::string& name, const std::string& display);
 bool try_lock(int fd, bool exclusive);
 // flock(2), blocking (retries EINTR).
 void lock(int fd, bool exclusive);
+
+// This program's executable (/proc/self/exe).
+std::filesystem::path self_exe();
+// Whether `path` may be executed by this process.
+bool is_executable(const std::filesystem::path& path);
+// Replaces this process with `path`, arguments `argv`. Throws Error if it cannot.
+[[noreturn]] void exec(const std::filesystem::path& path, char** argv);
 
 // The processes holding a flock(2) on the file (st_dev, st_ino) through a descriptor of
 // theirs, found through /proc/PID/fd and fdinfo (only processes this user may inspect).

@@ -163,6 +163,11 @@ public:
   // and the retry rule applies. nullopt when the name no longer refers to `locked`.
   std::optional<Recovered> recover_locked(LockedJob locked, const std::string& reason);
 
+  // Deletes a locked job (completed or dead): its .orig when it is a quarantine record,
+  // its log, then its file (the job file last: a crash leaves a job without a log, never
+  // a log without its job). The directory is not fsync'ed (see sync()).
+  void remove(LockedJob& j);
+
   // Pending, failed -> dead, last_error "cancelled". Error(failure) otherwise.
   void cancel(const std::string& id);
   // Dead (or completed) -> pending, attempts 0, next_run_at removed. Error(failure)

@@ -1,0 +1,24 @@
+// cli_text: how the command line shows results to a person (the --json forms are the
+// commands' own JSON, printed as it is).
+#pragma once
+
+#include "queuectl/job.hpp"
+#include "queuectl/spool.hpp"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace queuectl::cli {
+
+// The job table of `list` and `dlq list`: ID, STATE, PRI, TRIES, CREATED, COMMAND / LAST
+// ERROR; a damaged or foreign file shows INVALID and why. Empty for no jobs.
+std::string job_table(const std::vector<StoredJob>& jobs);
+// `status`: one "state count" line each, then workers.
+std::string status_lines(const Json& status);
+// `config list`: "key value" lines.
+std::string config_lines(const std::vector<std::pair<std::string, Json>>& settings);
+// `worker status`: PID, SUPERVISOR, SINCE, JOB; "no workers running" when none.
+std::string worker_table(const Json& workers);
+
+} // namespace queuectl::cli

@@ -1,0 +1,273 @@
+#include "queuectl/cli_commands.hpp"
+
+#include "queuectl/cli_text.hpp"
+#include "queuectl/config.hpp"
+#include "queuectl/error.hpp"
+#include "queuectl/logs.hpp"
+#include "queuectl/metrics.hpp"
+#include "queuectl/sys.hpp"
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace queuectl::cli {
+
+namespace {
+
+void out(std::string_view s) { sys::write_all(STDOUT_FILENO, s, "standard output"); }
+void out_json(const Json& j) { out(j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n"); }
+std::string plural(std::size_t n, const char* one, const char* many) { return fmt::format("{} {}", n, n == 1 ? one : many); }
+
+// A check on a numeric option that says in words what it expects (CLI11's own says
+// "Could not convert" or quotes the largest double).
+CLI::Validator number(bool integer, double min, const char* what) {
+  return CLI::Validator(
+      [=](std::string& s) {
+        char* end = nullptr;
+        errno = 0;
+        const double v = integer ? static_cast<double>(std::strtoll(s.c_str(), &end, 10)) : std::strtod(s.c_str(), &end);
+        const bool ok = !s.empty() && *end == '\0' && errno == 0 && std::isfinite(v) && v >= min;
+        return ok ? std::string() : fmt::format("expected {}, got '{}'", what, s);
+      },
+      "");
+}
+const CLI::Validator k_integer = number(true, -INFINITY, "an integer");
+const CLI::Validator k_count = number(true, 0, "an integer >= 0");
+const CLI::Validator k_seconds = number(false, 0, "a number of seconds >= 0");
+
+std::optional<JobState> state_of(const std::string& s, bool finished_only) {
+  if (s.empty()) {
+    return std::nullopt;
+  }
+  const auto st = parse_state(s);
+  if (!st || (finished_only && *st != JobState::completed && *st != JobState::dead)) {
+    bad_usage(fmt::format("invalid state '{}': expected {}", s,
+                          finished_only ? "completed (or done) or dead" : "pending, processing, failed, completed (or done), dead"));
+  }
+  return st;
+}
+
+void check_ids(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    if (!valid_id(id)) {
+      bad_usage(fmt::format("invalid job id '{}': {}", id, k_id_rule));
+    }
+  }
+}
+
+void enqueue_options(CLI::App& c, Args& a) {
+  c.add_option("json", a.enq.json, "the job as a JSON object, or - to read one object per line from stdin")->type_name("JSON|-");
+  c.add_option("--command", a.enq.command, "shell command to run (instead of a JSON job)")->type_name("CMD");
+  c.add_option("--id", a.enq.id, "job id (default: generated, time-ordered)")->type_name("ID");
+  c.add_option("--priority", a.enq.priority, "higher runs first (default: config priority)")->type_name("N")->check(k_integer);
+  c.add_option("--max-retries", a.enq.max_retries, "retries after the first failure (default: config max-retries)")
+      ->type_name("N")->check(k_count);
+  c.add_option("--timeout", a.enq.timeout, "seconds before the job is killed (0 = none)")->type_name("SEC")->check(k_seconds);
+  auto* at = c.add_option("--run-at", a.enq.run_at, "do not run before this RFC 3339 time")->type_name("TIME");
+  c.add_option("--delay", a.enq.delay, "do not run for this many seconds")->type_name("SEC")->check(k_seconds)->excludes(at);
+  c.add_option("--cwd", a.enq.cwd, "directory to run in (relative: to the current one)")->type_name("DIR");
+  c.add_option("--env", a.enq.env, "set an environment variable for the job (repeatable)")
+      ->type_name("NAME=VALUE")->allow_extra_args(false);
+}
+
+void id_option(CLI::App& c, Args& a) { c.add_option("id", a.id, "job id")->required()->type_name("ID"); }
+void json_flag(CLI::App& c, Args& a, const char* what) { c.add_flag("--json", a.json, what); }
+void older_option(CLI::App& c, Args& a) {
+  c.add_option("--older-than", a.older_than, "only jobs last updated more than SEC seconds ago")->type_name("SEC")->check(k_seconds);
+}
+
+const Command k_commands[] = {
+    {"enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command", true, enqueue_options,
+     [](Call& c) {
+       std::string ids;
+       for (const std::string& id : cmd::enqueue(c.spool, *c.a.enq_checked)) {
+         ids += id + "\n";
+       }
+       out(ids);
+       return 0;
+     },
+     [](Args& a, bool new_spool) {
+       a.enq_checked = cmd::prepare_enqueue(a.enq, [] { return sys::read_all(STDIN_FILENO, "standard input"); }, new_spool);
+     }},
+    {"status", "count jobs per state and live workers", false, [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
+     [](Call& c) {
+       const Json j = cmd::status(c.spool);
+       out(c.a.json ? j.dump() + "\n" : status_lines(j));
+       return 0;
+     }},
+    {"list", "list jobs, oldest first", false,
+     [](CLI::App& c, Args& a) {
+       c.add_option("--state", a.state, "only this state: pending, processing, failed, completed (done), dead")->type_name("STATE");
+       c.add_option("--limit", a.limit, "print at most N jobs")->type_name("N")->check(k_count);
+       json_flag(c, a, "print a JSON array of the jobs as stored");
+     },
+     [](Call& c) {
+       const auto jobs = cmd::list(c.spool, state_of(c.a.state, false), c.a.limit);
+       c.a.json ? out_json(cmd::jobs_json(jobs)) : out(job_table(jobs));
+       return 0;
+     },
+     [](Args& a, bool) { state_of(a.state, false); }},
+    {"show", "print a job's JSON", false, [](CLI::App& c, Args& a) { id_option(c, a); json_flag(c, a, "print JSON (the default; accepted for scripts)"); },
+     [](Call& c) {
+       out_json(cmd::show(c.spool, c.a.id));
+       return 0;
+     },
+     [](Args& a, bool) { check_ids({a.id}); }},
+    {"logs", "print a job's output log", false,
+     [](CLI::App& c, Args& a) {
+       id_option(c, a);
+       c.add_flag("-f,--follow", a.follow, "keep printing new output until the job is completed or dead");
+     },
+     [](Call& c) {
+       print_log(c.spool, c.a.id, c.a.follow, STDOUT_FILENO);
+       return 0;
+     },
+     [](Args& a, bool) { check_ids({a.id}); }},
+    {"cancel", "move a pending or failed job to the dead-letter queue", false, id_option,
+     [](Call& c) {
+       cmd::cancel(c.spool, c.a.id);
+       out(fmt::format("cancelled {}\n", c.a.id));
+       return 0;
+     },
+     [](Args& a, bool) { check_ids({a.id}); }},
+    {"purge", "delete completed or dead jobs with their logs", false,
+     [](CLI::App& c, Args& a) {
+       c.add_option("--state", a.state, "completed (or done) or dead")->required()->type_name("STATE");
+       older_option(c, a);
+     },
+     [](Call& c) {
+       const JobState s = *state_of(c.a.state, true);
+       const std::size_t n = cmd::purge(c.spool, s, c.a.older_than);
+       out(fmt::format("purged {} {} job{}\n", n, state_name(s), n == 1 ? "" : "s"));
+       return 0;
+     },
+     [](Args& a, bool) { state_of(a.state, true); }},
+    {"dlq", "the dead-letter queue: list, retry, purge", false, nullptr, nullptr},
+    {"dlq list", "list dead jobs, oldest first", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print a JSON array of the jobs as stored"); },
+     [](Call& c) {
+       const auto jobs = cmd::list(c.spool, JobState::dead, SIZE_MAX);
+       c.a.json ? out_json(cmd::jobs_json(jobs)) : out(job_table(jobs));
+       return 0;
+     }},
+    {"dlq retry", "move dead jobs back to pending with attempts reset", false,
+     [](CLI::App& c, Args& a) {
+       auto* ids = c.add_option("ids", a.ids, "job ids")->type_name("ID...");
+       c.add_flag("--all", a.all, "retry every dead job")->excludes(ids);
+     },
+     [](Call& c) {
+       std::string text;
+       for (const std::string& id : cmd::retry_dead(c.spool, c.a.ids, c.a.all)) {
+         text += fmt::format("retried {}\n", id);
+       }
+       out(text);
+       return 0;
+     },
+     [](Args& a, bool) {
+       check_ids(a.ids);
+       if (!a.all && a.ids.empty()) {
+         bad_usage("dlq retry needs job ids or --all");
+       }
+     }},
+    {"dlq purge", "delete dead jobs (and their logs and original files)", false, older_option,
+     [](Call& c) {
+       out(fmt::format("purged {}\n", plural(cmd::purge(c.spool, JobState::dead, c.a.older_than), "dead job", "dead jobs")));
+       return 0;
+     }},
+    {"config", "show and change the spool's settings", false, nullptr, nullptr},
+    {"config list", "print every setting, defaults included", false, [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
+     [](Call& c) {
+       const auto settings = cmd::config_list(c.spool);
+       if (!c.a.json) {
+         out(config_lines(settings));
+         return 0;
+       }
+       Json j = Json::object();
+       for (const auto& [k, v] : settings) {
+         j[k] = v;
+       }
+       out(j.dump() + "\n");
+       return 0;
+     }},
+    {"config get", "print one setting's value", false,
+     [](CLI::App& c, Args& a) { c.add_option("key", a.key, "max-retries, backoff-base, backoff-max, timeout or priority")->required(); },
+     [](Call& c) {
+       out(format_value(cmd::config_get(c.spool, c.a.key)) + "\n");
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_config(a.key, std::nullopt); }},
+    {"config set", "change a setting", true,
+     [](CLI::App& c, Args& a) {
+       c.add_option("key", a.key, "setting name")->required();
+       c.add_option("value", a.value, "new value")->required();
+     },
+     [](Call& c) {
+       cmd::config_set(c.spool, c.a.key, c.a.value);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_config(a.key, a.value); }},
+    {"config unset", "return a setting to its default", false,
+     [](CLI::App& c, Args& a) { c.add_option("key", a.key, "setting name")->required(); },
+     [](Call& c) {
+       cmd::config_unset(c.spool, c.a.key);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_config(a.key, std::nullopt); }},
+    {"worker", "run, stop and inspect worker processes", false, nullptr, nullptr},
+    {"worker start", "run N workers under a supervisor in the foreground", true,
+     [](CLI::App& c, Args& a) {
+       c.add_option("-c,--count", a.count, "number of worker processes (default 1)")->type_name("N")->check(CLI::Range(1, 1024));
+       c.add_flag("-d,--detach", a.detach, "run in the background; print the supervisor's and workers' PIDs");
+     },
+     [](Call& c) {
+       if (!c.a.detach) {
+         return cmd::start_workers(c.spool, c.a.count);
+       }
+       std::string text;
+       for (pid_t pid : cmd::start_workers_detached(c.spool, c.a.count)) {
+         text += fmt::format("{}\n", pid);
+       }
+       out(text);
+       return 0;
+     }},
+    {"worker stop", "stop every worker on the spool and wait for them", false,
+     [](CLI::App& c, Args& a) {
+       c.add_flag("--now", a.now, "kill running jobs (counted as failed attempts) instead of waiting for them");
+     },
+     [](Call& c) {
+       const std::size_t n = cmd::stop_workers(c.spool, c.a.now);
+       out(n == 0 ? std::string("no workers were running\n") : fmt::format("stopped {}\n", plural(n, "worker process", "worker processes")));
+       return 0;
+     }},
+    {"worker status", "list worker processes and the job each runs", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print a JSON array"); },
+     [](Call& c) {
+       const Json workers = cmd::worker_status(c.spool);
+       c.a.json ? out_json(workers) : out(worker_table(workers));
+       return 0;
+     }},
+    {"metrics", "print metrics in the Prometheus text format", false, nullptr,
+     [](Call& c) {
+       out(prometheus_text(c.spool));
+       return 0;
+     }},
+    {"serve", "serve the REST API, /metrics and the web dashboard", false,
+     [](CLI::App& c, Args& a) {
+       c.add_option("--listen", a.listen, "address and port to listen on (default 127.0.0.1:8080; port 0: any free port)")
+           ->type_name("HOST:PORT");
+       c.add_option("--token-file", a.token_file, "require the token in this file for every request")->type_name("FILE");
+     },
+     [](Call& c) { return c.serve(c.spool.root(), c.a.listen, c.a.token_file, c.argc, c.argv); }},
+};
+
+
+} // namespace
+
+std::span<const Command> commands() { return k_commands; }
+
+} // namespace queuectl::cli

@@ -1,0 +1,82 @@
+#include "queuectl/cli_text.hpp"
+
+#include "queuectl/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace queuectl::cli {
+
+namespace {
+
+std::string shorten(std::string s, std::size_t n) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\t' || c == '\r') {
+      c = ' ';
+    }
+  }
+  if (s.size() > n) {
+    s = s.substr(0, n - 3) + "...";
+  }
+  return s;
+}
+
+} // namespace
+
+std::string job_table(const std::vector<StoredJob>& jobs) {
+  if (jobs.empty()) {
+    return {};
+  }
+  std::size_t w = 2;
+  for (const StoredJob& sj : jobs) {
+    w = std::max(w, sj.job.id().size());
+  }
+  std::string text = fmt::format("{:<{}}  {:<10}  {:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", "PRI", "TRIES",
+                                 "CREATED", "COMMAND / LAST ERROR");
+  for (const StoredJob& sj : jobs) {
+    std::string created = sj.job.text("created_at");
+    if (const auto t = parse_time(created)) {
+      created = format_time(*t).substr(0, 19) + "Z";
+    }
+    std::string what = shorten(sj.job.command(), 60);
+    if (const std::string bad = sj.job.text("invalid"); !bad.empty()) {
+      what = "INVALID: " + shorten(bad, 80); // a damaged or foreign file, listed as what it is
+    } else if (const std::string err = sj.job.text("last_error"); !err.empty() && sj.state != JobState::completed) {
+      what += "  [" + shorten(err, 40) + "]";
+    }
+    text += fmt::format("{:<{}}  {:<10}  {:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w, state_name(sj.state),
+                        sj.job.priority(), sj.job.attempts(), sj.job.max_runs(), created, what);
+  }
+  return text;
+}
+
+std::string status_lines(const Json& status) {
+  std::string text;
+  for (const auto& [k, v] : status.items()) {
+    text += fmt::format("{:<11} {}\n", k, v.get<std::size_t>());
+  }
+  return text;
+}
+
+std::string config_lines(const std::vector<std::pair<std::string, Json>>& settings) {
+  std::string text;
+  for (const auto& [k, v] : settings) {
+    text += fmt::format("{} {}\n", k, format_value(v));
+  }
+  return text;
+}
+
+std::string worker_table(const Json& workers) {
+  if (workers.empty()) {
+    return "no workers running\n";
+  }
+  std::string text = fmt::format("{:<8} {:<11} {:<28} {}\n", "PID", "SUPERVISOR", "SINCE", "JOB");
+  for (const Json& w : workers) {
+    text += fmt::format("{:<8} {:<11} {:<28} {}\n", w["pid"].get<int>(), w["supervisor"].get<int>(),
+                        w["since"].get<std::string>(), w["job"].is_string() ? w["job"].get<std::string>() : "-");
+  }
+  return text;
+}
+
+} // namespace queuectl::cli

@@ -1,0 +1,34 @@
+// config list, get, set, unset: the spool's settings (config.json).
+#include "queuectl/commands.hpp"
+
+#include "queuectl/config.hpp"
+
+namespace queuectl::cmd {
+
+std::vector<std::pair<std::string, Json>> config_list(const Spool& spool) { return spool.load_config().list(); }
+
+Json config_get(const Spool& spool, const std::string& key) { return spool.load_config().get(key); }
+
+void config_set(const Spool& spool, const std::string& key, const std::string& value) {
+  Config c = spool.load_config();
+  c.set(key, value);
+  spool.save_config(c);
+}
+
+bool config_unset(const Spool& spool, const std::string& key) {
+  Config c = spool.load_config();
+  if (!c.unset(key)) {
+    return false;
+  }
+  spool.save_config(c);
+  return true;
+}
+
+void check_config(const std::string& key, const std::optional<std::string>& value) {
+  Config::canonical_key(key); // an unknown key is bad usage
+  if (value) {
+    Config().set(key, *value); // so is a bad value
+  }
+}
+
+} // namespace queuectl::cmd

@@ -1,0 +1,108 @@
+// status, list, show, logs, cancel, dlq retry and purge: what the faces ask of jobs.
+#include "queuectl/commands.hpp"
+
+#include "queuectl/counters.hpp"
+#include "queuectl/error.hpp"
+#include "queuectl/registry.hpp"
+#include "queuectl/sys.hpp"
+#include "queuectl/transition.hpp"
+
+#include <fmt/format.h>
+
+namespace queuectl::cmd {
+
+Json status(const Spool& spool) {
+  const auto c = spool.counts();
+  Json j = Json::object();
+  for (JobState s : k_all_states) {
+    j[std::string(state_name(s))] = c[static_cast<std::size_t>(s)];
+  }
+  j["workers"] = live_worker_count(spool);
+  return j;
+}
+
+std::vector<StoredJob> list(const Spool& spool, std::optional<JobState> state, std::size_t max) {
+  return state ? spool.list(*state, max) : spool.list_all(max);
+}
+
+Json jobs_json(const std::vector<StoredJob>& jobs) {
+  Json arr = Json::array();
+  for (const StoredJob& sj : jobs) {
+    arr.push_back(sj.job.json());
+  }
+  return arr;
+}
+
+Json show(const Spool& spool, const std::string& id) { return spool.load(id).job.json(); }
+
+std::string log_text(const Spool& spool, const std::string& id) {
+  if (const Fd log = spool.open_log(id)) {
+    return sys::read_all(log.get(), log_file(id));
+  }
+  if (!spool.find(id)) {
+    throw NotFound(fmt::format("no such job '{}'", id));
+  }
+  return {};
+}
+
+void cancel(const Spool& spool, const std::string& id) {
+  Transitions(spool).cancel(id);
+  Counters(spool).add(count_one(Counter::jobs_dead));
+}
+
+std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::string>& ids, bool all) {
+  std::vector<std::string> which = ids;
+  if (all) {
+    for (const StoredJob& sj : spool.list(JobState::dead)) {
+      if (!sj.job.json().contains("original_file") && !sj.job.json().contains("invalid")) {
+        which.push_back(sj.job.id());
+      }
+    }
+  }
+  Transitions tx(spool);
+  Counters counters(spool);
+  for (const std::string& id : which) {
+    tx.retry(id);
+    counters.add(count_one(Counter::jobs_retried));
+  }
+  return which;
+}
+
+std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_than) {
+  const Micros now = now_micros();
+  std::vector<std::string> ids;
+  spool.for_each_job(s, [&](std::string_view stem) {
+    if (valid_id(stem)) {
+      ids.emplace_back(stem);
+    }
+  });
+  Transitions tx(spool);
+  std::size_t n = 0;
+  for (const std::string& id : ids) {
+    auto locked = spool.lock_job(s, id);
+    if (!locked) {
+      continue;
+    }
+    if (older_than) {
+      // Age is the time since updated_at; a file without one is as old as its mtime.
+      std::string why;
+      const std::optional<Job> job = Job::try_parse(locked->content, why);
+      std::optional<Micros> updated = job ? job->time_field("updated_at") : std::nullopt;
+      if (!updated) {
+        const auto st = spool.stat_job(s, id);
+        updated = st ? sys::mtime_micros(*st) : now;
+      }
+      if (now - *updated < seconds_to_micros(*older_than)) {
+        continue;
+      }
+    }
+    tx.remove(*locked);
+    ++n;
+  }
+  if (n > 0) {
+    tx.sync(s);
+  }
+  return n;
+}
+
+} // namespace queuectl::cmd
