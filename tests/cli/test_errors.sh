@@ -51,6 +51,24 @@ expect 2 q list --bogus-flag
 assert_one_error_line
 expect 2 q dlq
 assert_one_error_line
+assert_contains "$ERR" "missing command for 'queuectl dlq' (see 'queuectl dlq --help')"
+# Messages in words, pointing where to look.
+expect 2 q worker strat
+assert_one_error_line
+assert_contains "$ERR" "unknown command 'strat' for 'queuectl worker' (see 'queuectl worker --help')"
+expect 2 q enqueue --command x --retries 5
+assert_one_error_line
+assert_contains "$ERR" "unknown option '--retries' for 'queuectl enqueue'; did you mean '--max-retries'?"
+expect 2 q enqueue 'echo hi'
+assert_one_error_line
+assert_contains "$ERR" "to enqueue a shell command, use: queuectl enqueue --command 'echo hi'"
+expect 2 q dlq retry a --all
+assert_one_error_line
+assert_contains "$ERR" "ids and --all cannot be used together"
+expect 2 q --spool a list --spool b
+assert_contains "$ERR" "--spool is given more than once"
+expect 0 q worker start --help
+assert_contains "$OUT" "(default 1)"
 check_nothing_changed
 
 # Help and version are not errors.
@@ -61,6 +79,8 @@ for c in enqueue status list show logs cancel purge dlq config worker; do
   assert_contains "$OUT" "Usage"
 done
 expect 0 q --version
+assert_contains "$OUT" "queuectl "
+expect 0 q -V
 assert_contains "$OUT" "queuectl "
 
 # An unusable spool: a file where the spool should be, and an unreadable one.
