@@ -157,16 +157,15 @@ double Config::backoff_max() const { return as_double(get("backoff-max"), 3600);
 
 std::string Config::dump() const { return m_values.dump(2) + "\n"; }
 
-const Config& ConfigCache::get(int root_dir, const std::string& display) {
-  struct stat st {};
-  const bool exists = ::fstatat(root_dir, "config.json", &st, AT_SYMLINK_NOFOLLOW) == 0;
-  const std::uint64_t ino = exists ? st.st_ino : 0;
-  const std::int64_t mtime = exists ? st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec : 0;
-  const std::int64_t size = exists ? st.st_size : 0;
+const Config& ConfigCache::get(const sys::Dir& root) {
+  const auto st = root.stat("config.json");
+  const std::uint64_t ino = st ? st->st_ino : 0;
+  const std::int64_t mtime = st ? st->st_mtim.tv_sec * 1'000'000'000LL + st->st_mtim.tv_nsec : 0;
+  const std::int64_t size = st ? st->st_size : 0;
   // config.json is always replaced by rename, so a change shows as a new inode.
   if (!m_loaded || ino != m_ino || mtime != m_mtime_ns || size != m_size) {
-    const auto text = exists ? sys::read_file_at(root_dir, "config.json", display) : std::nullopt;
-    m_config = Config::parse(text.value_or(""), display);
+    const auto text = st ? root.read_file("config.json") : std::nullopt;
+    m_config = Config::parse(text.value_or(""), root.path_of("config.json"));
     m_loaded = true;
     m_ino = ino;
     m_mtime_ns = mtime;

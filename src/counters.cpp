@@ -8,9 +8,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <vector>
@@ -83,20 +81,16 @@ CounterEvent outcome_event(JobState to, std::optional<double> completed_seconds)
 
 bool Counters::add(const CounterEvent& e) {
   static const std::vector<std::string> names = line_names();
+  const sys::Dir& root = m_spool.root_dir();
   if (!m_file) {
-    m_file = Fd(::openat(m_spool.root_dir(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
+    m_file = root.try_open("stats", O_RDWR | O_CREAT, m_spool.file_mode());
     if (!m_file) {
       return false;
     }
   }
-  if (::flock(m_file.get(), LOCK_EX) != 0) {
-    return false;
-  }
-  char buf[4096];
-  const ssize_t n = ::pread(m_file.get(), buf, sizeof buf, 0);
-  bool ok = n >= 0;
-  if (ok) {
-    std::vector<std::uint64_t> v = parse(std::string(buf, static_cast<std::size_t>(n)), names.size());
+  try {
+    sys::lock(m_file.get(), true, root.path_of("stats"));
+    std::vector<std::uint64_t> v = parse(sys::read_at(m_file.get(), 4096, 0, root.path_of("stats")), names.size());
     for (const auto& c : {e.a, e.b}) {
       if (c) {
         ++v[static_cast<std::size_t>(*c)];
@@ -113,16 +107,18 @@ bool Counters::add(const CounterEvent& e) {
       ++v[static_cast<std::size_t>(Counter::count) + bucket];
       v.back() += static_cast<std::uint64_t>(seconds_to_micros(*e.completed_seconds));
     }
-    const std::string text = render(names, v);
-    ok = ::pwrite(m_file.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+    sys::write_all_at(m_file.get(), render(names, v), 0, root.path_of("stats"));
+  } catch (const Error&) {
+    sys::unlock(m_file.get());
+    return false;
   }
-  ::flock(m_file.get(), LOCK_UN);
-  return ok;
+  sys::unlock(m_file.get());
+  return true;
 }
 
 CounterSnapshot Counters::read(const Spool& spool) {
   static const std::vector<std::string> names = line_names();
-  const auto text = sys::read_file_at(spool.root_dir(), "stats", spool.path_of("stats", ""));
+  const auto text = spool.root_dir().read_file("stats");
   return snapshot_of(parse(text.value_or(""), names.size()));
 }
 

@@ -3,11 +3,11 @@
 #include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
 #include "queuectl/spool.hpp"
+#include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
 
 #include <fcntl.h>
-#include <sys/file.h>
 
 #include <algorithm>
 #include <atomic>
@@ -67,15 +67,12 @@ namespace {
 // Serialises enqueues that name their own ids, so that two of them with the same id
 // cannot both pass the uniqueness check. Generated ids need no lock.
 Fd lock_ids(const Spool& spool) {
-  Fd fd(::openat(spool.root_dir(), ".ids.lock", O_RDWR | O_CREAT | O_CLOEXEC, spool.file_mode()));
+  const sys::Dir& root = spool.root_dir();
+  Fd fd = root.try_open(".ids.lock", O_RDWR | O_CREAT, spool.file_mode());
   if (!fd) {
-    throw_errno("cannot open", spool.path_of(".ids.lock", ""));
+    throw_errno("cannot open", root.path_of(".ids.lock"));
   }
-  while (::flock(fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      throw_errno("cannot lock", spool.path_of(".ids.lock", ""));
-    }
-  }
+  sys::lock(fd.get(), true, root.path_of(".ids.lock"));
   return fd;
 }
 

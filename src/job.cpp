@@ -1,13 +1,10 @@
 #include "queuectl/job.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -62,32 +59,6 @@ bool valid_id(std::string_view id) {
   return true;
 }
 
-namespace {
-
-// Drawn from the kernel 64 values at a time (a bulk enqueue needs one per job); a forked
-// child starts with an empty pool, so that it never repeats its parent's values.
-struct RandomPool {
-  std::uint64_t values[64];
-  std::size_t left = 0;
-};
-thread_local RandomPool t_random;
-
-std::uint64_t random_u64() {
-  static const int forget_on_fork = ::pthread_atfork(nullptr, nullptr, [] { t_random.left = 0; });
-  (void)forget_on_fork;
-  RandomPool& p = t_random;
-  if (p.left == 0) {
-    if (::getrandom(p.values, sizeof p.values, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof p.values)) {
-      return static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^
-             static_cast<std::uint64_t>(::getpid());
-    }
-    p.left = std::size(p.values);
-  }
-  return p.values[--p.left];
-}
-
-} // namespace
-
 std::string generate_id() {
   static std::mutex mutex;
   static Micros last = 0;
@@ -100,7 +71,7 @@ std::string generate_id() {
     last = t;
   }
   static constexpr char k_base32[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  std::uint64_t r = random_u64();
+  std::uint64_t r = sys::random_u64();
   std::string suffix(8, '0');
   for (char& c : suffix) {
     c = k_base32[r & 31];
@@ -142,8 +113,7 @@ bool valid_env_name(std::string_view name) {
 
 std::size_t max_exec_bytes() {
   static const std::size_t max = [] {
-    const long arg_max = ::sysconf(_SC_ARG_MAX);
-    const std::size_t total = arg_max > 0 ? static_cast<std::size_t>(arg_max) : 2 * 1024 * 1024;
+    const std::size_t total = sys::arg_max();
     return total > 2 * k_exec_reserve ? total - k_exec_reserve : total / 2;
   }();
   return max;

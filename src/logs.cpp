@@ -6,32 +6,14 @@
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/inotify.h>
-#include <unistd.h>
 
 namespace queuectl {
 
 namespace {
 
 // Copies what is new in `log` to `out`.
-void copy_new(int log, int out) {
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(log, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw_errno("cannot read", "job log");
-    }
-    if (n == 0) {
-      return;
-    }
-    sys::write_all(out, std::string_view(buf, static_cast<std::size_t>(n)), "standard output");
-  }
-}
+void copy_new(int log, int out) { sys::write_all(out, sys::read_all(log, "the job's log"), "standard output"); }
 
 bool finished(std::optional<JobState> s) {
   return !s || *s == JobState::completed || *s == JobState::dead;
@@ -46,7 +28,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
   Fd log = spool.open_log(id);
   std::optional<JobState> state = spool.find(id);
   if (!state && !log) {
-    fail(fmt::format("no such job '{}'", id));
+    throw NotFound(fmt::format("no such job '{}'", id));
   }
   if (log) {
     copy_new(log.get(), out);
@@ -54,13 +36,10 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
   if (!follow) {
     return;
   }
-  Fd ino(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!ino) {
-    throw_errno("cannot start inotify for", spool.root().string());
-  }
+  sys::Watch watch;
   // New logs appear in processing/; finished jobs arrive in done/ or dead/.
   for (JobState s : {JobState::processing, JobState::completed, JobState::dead}) {
-    ::inotify_add_watch(ino.get(), spool.path_of(s, "").c_str(), IN_CREATE | IN_MOVED_TO);
+    watch.add(spool.path_of(s, ""), IN_CREATE | IN_MOVED_TO);
   }
   bool watching_log = false;
   for (;;) {
@@ -69,8 +48,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
     }
     if (log && !watching_log) {
       // Watch the log's inode: renames between directories do not disturb it.
-      const std::string self = fmt::format("/proc/self/fd/{}", log.get());
-      watching_log = ::inotify_add_watch(ino.get(), self.c_str(), IN_MODIFY) >= 0;
+      watching_log = watch.try_add_file(log.get(), IN_MODIFY) >= 0;
     }
     if (log) {
       copy_new(log.get(), out);
@@ -85,14 +63,10 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
       }
       return;
     }
-    pollfd pfd{ino.get(), POLLIN, 0};
+    pollfd pfd{watch.fd(), POLLIN, 0};
     // inotify wakes us; the timeout is only a backstop should an event be missed.
-    if (::poll(&pfd, 1, 1000) < 0 && errno != EINTR) {
-      throw_errno("cannot poll", "job log");
-    }
-    char buf[4096];
-    while (::read(ino.get(), buf, sizeof buf) > 0) {
-    }
+    sys::poll(&pfd, 1, 1000);
+    watch.drain([](int, std::uint32_t, std::string_view) {});
   }
 }
 

@@ -2,13 +2,12 @@
 
 #include "queuectl/error.hpp"
 #include "queuectl/job.hpp"
+#include "queuectl/json_text.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace queuectl {
 
@@ -25,8 +24,8 @@ bool ends_with(std::string_view s, std::string_view x) {
 } // namespace
 
 Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor, int count)
-    : m_dir(spool.workers_dir()) {
-  const pid_t pid = ::getpid();
+    : m_dir(&spool.workers()) {
+  const pid_t pid = sys::own_pid();
   const bool sup = kind == RecordKind::supervisor;
   m_name = fmt::format("{}{}.json", sup ? k_sup_prefix : k_worker_prefix, pid);
   m_job_name = fmt::format("{}{}.job", k_worker_prefix, pid);
@@ -38,25 +37,21 @@ Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor
   }
   const std::string tmp = "." + m_name + ".tmp";
   // A record with our pid can only be a stale one of a dead process.
-  ::unlinkat(m_dir, tmp.c_str(), 0);
-  ::unlinkat(m_dir, m_job_name.c_str(), 0);
-  m_lock = sys::create_file_at(m_dir, tmp, j.dump() + "\n", false, spool.path_of("workers", tmp),
-                              spool.file_mode());
-  sys::lock(m_lock.get(), true);
-  if (::renameat(m_dir, tmp.c_str(), m_dir, m_name.c_str()) != 0) {
-    throw_errno("cannot register in", spool.path_of("workers", m_name));
-  }
+  m_dir->remove_quietly(tmp);
+  m_dir->remove_quietly(m_job_name);
+  m_lock = m_dir->create(tmp, j.dump() + "\n", false, spool.file_mode());
+  sys::lock(m_lock.get(), true, m_dir->path_of(tmp));
+  m_dir->move_over(tmp, *m_dir, m_name);
   if (!sup) {
-    m_job = Fd(::openat(m_dir, m_job_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                        spool.file_mode()));
+    m_job = m_dir->try_open(m_job_name, O_WRONLY | O_CREAT | O_TRUNC, spool.file_mode());
     set_job(std::nullopt);
   }
 }
 
 Registration::~Registration() {
-  if (m_dir >= 0 && m_lock) {
-    ::unlinkat(m_dir, m_job_name.c_str(), 0);
-    ::unlinkat(m_dir, m_name.c_str(), 0);
+  if (m_dir && m_lock) {
+    m_dir->remove_quietly(m_job_name);
+    m_dir->remove_quietly(m_name);
   }
 }
 
@@ -69,13 +64,17 @@ void Registration::set_job(const std::optional<std::string>& id) {
   std::string text = id.value_or("");
   text.resize(k_job_record_size - 1, ' ');
   text += '\n';
-  (void)!::pwrite(m_job.get(), text.data(), text.size(), 0);
+  try {
+    sys::write_all_at(m_job.get(), text, 0, m_dir->path_of(m_job_name));
+  } catch (const Error&) {
+    // advice for `worker status` only: the job runs all the same
+  }
 }
 
 std::vector<WorkerInfo> live_records(const Spool& spool) {
-  const int d = spool.workers_dir();
+  const sys::Dir& d = spool.workers();
   std::vector<std::string> names;
-  sys::for_each_entry(d, spool.path_of("workers", ""), [&](std::string_view name, unsigned char) {
+  d.for_each([&](std::string_view name, unsigned char) {
     if ((starts_with(name, k_sup_prefix) || starts_with(name, k_worker_prefix)) && ends_with(name, ".json")) {
       names.emplace_back(name);
     }
@@ -83,18 +82,19 @@ std::vector<WorkerInfo> live_records(const Spool& spool) {
   });
   std::vector<WorkerInfo> out;
   for (const std::string& name : names) {
-    Fd fd(::openat(d, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    Fd fd = d.try_open(name, O_RDONLY);
     if (!fd) {
       continue;
     }
-    if (sys::try_lock(fd.get(), false)) {
+    if (sys::try_lock(fd.get(), false, d.path_of(name))) {
       // Nobody holds it: its process is gone. Remove the leftovers.
       const std::string stem = name.substr(0, name.size() - 5);
-      ::unlinkat(d, (stem + ".job").c_str(), 0);
-      ::unlinkat(d, name.c_str(), 0);
+      d.remove_quietly(stem + ".job");
+      d.remove_quietly(name);
       continue;
     }
-    Json j = Json::parse(sys::read_all(fd.get(), name), nullptr, false);
+    std::string why;
+    const Json j = parse_json_text(sys::read_all(fd.get(), d.path_of(name)), why).value_or(Json());
     if (!j.is_object()) {
       continue;
     }
@@ -110,7 +110,7 @@ std::vector<WorkerInfo> live_records(const Spool& spool) {
     w.file = name;
     if (w.kind == RecordKind::worker) {
       const std::string job_name = name.substr(0, name.size() - 5) + ".job";
-      if (auto text = sys::read_file_at(d, job_name, job_name)) {
+      if (auto text = d.read_file(job_name)) {
         while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) {
           text->pop_back();
         }
@@ -133,11 +133,11 @@ std::size_t live_worker_count(const Spool& spool) {
 }
 
 void wait_for_exit(const Spool& spool, const std::string& file) {
-  Fd fd(::openat(spool.workers_dir(), file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  Fd fd = spool.workers().try_open(file, O_RDONLY);
   if (!fd) {
     return; // already removed by its owner on exit
   }
-  sys::lock(fd.get(), false);
+  sys::lock(fd.get(), false, spool.workers().path_of(file));
 }
 
 } // namespace queuectl

@@ -2,26 +2,19 @@
 
 #include "queuectl/catalog.hpp"
 #include "queuectl/commands.hpp"
-#include "queuectl/enqueue.hpp"
+#include "queuectl/counters.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/json_text.hpp"
-#include "queuectl/registry.hpp"
-#include "queuectl/spool.hpp"
-#include "queuectl/counters.hpp"
 #include "queuectl/metrics.hpp"
+#include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/version.hpp"
 
 #include <fmt/format.h>
 #include <httplib.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,7 +29,6 @@
 #include <optional>
 #include <thread>
 
-extern char** environ;
 
 namespace queuectl {
 
@@ -76,38 +68,6 @@ void send_error(httplib::Response& res, int status, const std::string& msg) {
   send_json(res, status, Json{{"error", msg}});
 }
 
-// Runs `queuectl ARGS...` and returns its exit status and standard output.
-std::pair<int, std::string> run_self(const std::string& exe, const std::vector<std::string>& args) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) {
-    throw_errno("cannot create pipe for", exe);
-  }
-  Fd rd(p[0]);
-  Fd wr(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  std::vector<std::string> store{exe};
-  store.insert(store.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : store) {
-    argv.push_back(s.data());
-  }
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  wr.reset();
-  if (rc != 0) {
-    fail(fmt::format("cannot run '{}': {}", exe, std::strerror(rc)));
-  }
-  std::string out = sys::read_all(rd.get(), exe);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, out};
-}
 
 // ASCII case-insensitive equality (Origin and Host are case-insensitive).
 bool same_text(std::string_view a, std::string_view b) {
@@ -391,7 +351,7 @@ void Api::install(httplib::Server& svr) {
             bad_usage("count must be between 1 and 1024");
           }
           // `worker start --detach` underneath: the workers outlive this server.
-          const auto [rc, out] = run_self(m_opts.self_exe, {"--spool", m_spool.root().string(), "worker", "start",
+          const auto [rc, out] = sys::run(m_opts.self_exe, {"--spool", m_spool.root().string(), "worker", "start",
                                                              "--detach", "--count", std::to_string(count)});
           if (rc != 0) {
             send_error(res, 500, "worker start failed; see SPOOL/workers/detached.log");
@@ -420,7 +380,7 @@ void Api::install(httplib::Server& svr) {
           if (now) {
             args.emplace_back("--now");
           }
-          std::thread([exe = m_opts.self_exe, args] { run_self(exe, args); }).detach();
+          std::thread([exe = m_opts.self_exe, args] { sys::run(exe, args); }).detach();
           send_json(res, 202, Json{{"stopping", true}, {"now", now}});
         }));
   route(svr, "/api/throughput", Handler([this](const httplib::Request&, httplib::Response& res) {
@@ -435,7 +395,7 @@ int serve_command(const std::filesystem::path& spool, const std::string& listen,
   ServeOptions so;
   parse_listen(listen, so);
   if (!token_file.empty()) {
-    Fd fd(::open(token_file.c_str(), O_RDONLY | O_CLOEXEC));
+    const Fd fd = sys::open_path(token_file, O_RDONLY);
     if (!fd) {
       throw_errno("cannot read token file", token_file);
     }
@@ -461,77 +421,22 @@ int serve_command(const std::filesystem::path& spool, const std::string& listen,
   });
 }
 
-namespace {
-
-// Resolves the listen host: whether every address it names is loopback, and the first
-// address, to probe the port with. Error when it does not resolve.
-bool resolve_listen(const ServeOptions& o, sockaddr_storage& first, socklen_t& first_len) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(o.port);
-  if (const int rc = ::getaddrinfo(o.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    fail(fmt::format("cannot listen on {}:{}: the address does not resolve ({})", o.host, o.port, ::gai_strerror(rc)));
-  }
-  bool loopback = true;
-  for (const addrinfo* a = res; a; a = a->ai_next) {
-    if (a->ai_family == AF_INET) {
-      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
-      loopback = loopback && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    } else if (a->ai_family == AF_INET6) {
-      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
-      loopback = loopback && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-    } else {
-      loopback = false;
-    }
-  }
-  std::memcpy(&first, res->ai_addr, res->ai_addrlen);
-  first_len = res->ai_addrlen;
-  ::freeaddrinfo(res);
-  return loopback;
-}
-
-// Binds the address once to see whether the port is free, with the socket options the
-// server uses: SO_REUSEADDR (a restart need not wait for TIME_WAIT) and never
-// SO_REUSEPORT, with which a second server would share the port and split the requests.
-void probe_port(const ServeOptions& o, const sockaddr_storage& addr, socklen_t len) {
-  Fd sock(::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int yes = 1;
-  if (!sock || ::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) != 0) {
-    throw_errno("cannot create a socket for", o.host);
-  }
-  if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
-    const int err = errno;
-    fail(fmt::format("cannot listen on {}:{}: {}", o.host, o.port,
-                     err == EADDRINUSE ? "the port is in use (is another server, perhaps a queuectl serve, "
-                                         "running there?)"
-                                       : std::strerror(err)));
-  }
-}
-
-} // namespace
-
 int run_server(const std::filesystem::path& root, const ServeOptions& options,
                const std::function<void(int port)>& on_listening) {
   ServeOptions o = options;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  o.loopback = resolve_listen(o, addr, addr_len);
+  const sys::ListenAddress addr = sys::resolve_listen(o.host, o.port);
+  o.loopback = addr.loopback;
   if (!o.loopback && !o.token) {
     bad_usage(fmt::format("refusing to serve on {} without --token-file: anyone who can reach it could read jobs "
                           "and run commands; give a token file, or listen on 127.0.0.1",
                           o.host));
   }
   if (o.port != 0) {
-    probe_port(o, addr, addr_len);
+    sys::probe_port(addr, o.host, o.port); // never shared: a second server fails here
   }
   Api api(root, o);
   httplib::Server svr;
-  svr.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  svr.set_socket_options([](socket_t sock) { sys::reuse_address(sock); }); // and no SO_REUSEPORT
   api.install(svr);
   int port = o.port;
   if (port == 0) {
@@ -544,21 +449,11 @@ int run_server(const std::filesystem::path& root, const ServeOptions& options,
   }
   api.set_port(port);
   // SIGTERM/SIGINT stop the server; a thread waits for them so no handler does work.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const sigset_t set = sys::signal_set({SIGTERM, SIGINT});
+  sys::block_signals(set);
   std::atomic<bool> done{false};
   std::thread stopper([&] {
-    int sig = 0;
-    while (!done) {
-      timespec ts{0, 200'000'000};
-      siginfo_t si{};
-      sig = ::sigtimedwait(&set, &si, &ts);
-      if (sig == SIGTERM || sig == SIGINT) {
-        break;
-      }
+    while (!done && sys::wait_signal(set, 200'000) == 0) {
     }
     svr.stop();
   });

@@ -8,9 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -55,7 +53,7 @@ fs::path Spool::resolve(const std::optional<std::string>& flag) {
     }
     return env;
   }
-  if (::geteuid() == 0) {
+  if (sys::is_root()) {
     return "/var/spool/queuectl";
   }
   if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg == '/') {
@@ -68,24 +66,6 @@ fs::path Spool::resolve(const std::optional<std::string>& flag) {
   return fs::path(home) / ".local" / "state" / "queuectl";
 }
 
-namespace {
-
-// mkdir -p for the spool root; new directories are 0700.
-void make_root(const fs::path& root) {
-  if (::mkdir(root.c_str(), 0700) == 0 || errno == EEXIST) {
-    return;
-  }
-  if (errno == ENOENT && root.has_parent_path() && root.parent_path() != root) {
-    make_root(root.parent_path());
-    if (::mkdir(root.c_str(), 0700) == 0 || errno == EEXIST) {
-      return;
-    }
-  }
-  throw_errno("cannot create spool directory", root.string());
-}
-
-} // namespace
-
 Spool Spool::open(const fs::path& root) { return open(root, true); }
 
 Spool Spool::open_existing(const fs::path& root) { return open(root, false); }
@@ -93,56 +73,45 @@ Spool Spool::open_existing(const fs::path& root) { return open(root, false); }
 Spool Spool::open(const fs::path& root, bool create) {
   Spool s;
   s.m_root = root;
-  s.m_pid = ::getpid();
+  s.m_pid = sys::own_pid();
   if (create) {
-    make_root(root);
-  } else if (struct stat st {}; ::stat(root.c_str(), &st) != 0 && errno == ENOENT) {
+    sys::make_directories(root); // new ones 0700
+  } else if (!sys::path_exists(root)) {
     fail(fmt::format("no spool at '{}': a spool is created by the first 'queuectl enqueue', 'worker start' or "
                      "'config set' (check --spool and QUEUECTL_SPOOL)",
                      root.string()));
   }
-  s.m_root_fd = sys::open_dir(root.string());
-  struct stat st {};
-  if (::fstat(s.m_root_fd.get(), &st) != 0) {
-    throw_errno("cannot stat", root.string());
-  }
+  s.m_root_dir = sys::Dir::open(root.string());
+  const struct stat st = sys::stat_of(s.m_root_dir.fd(), root.string());
   const mode_t dir_mode = st.st_mode & 07777;
   s.m_file_mode = (st.st_mode & 070) != 0 ? 0660 : 0600;
   // Open each subdirectory; create it only when it is missing (one syscall when not).
-  const auto subdir = [&](const char* sub) {
-    Fd fd(::openat(s.m_root_fd.get(), sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (fd || errno != ENOENT) {
-      if (!fd) {
-        struct stat lst {};
-        if (errno == ENOTDIR && ::fstatat(s.m_root_fd.get(), sub, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISLNK(lst.st_mode)) {
-          fail(fmt::format("'{}' is a symbolic link: a spool's subdirectories must be real directories on the "
-                           "spool's file system (a job moves between them by rename); link the spool itself instead",
-                           s.path_of(sub, "")));
-        }
-        throw_errno("cannot open directory", s.path_of(sub, ""));
+  const auto subdir = [&](const std::string& sub) {
+    sys::Dir d = s.m_root_dir.try_subdir(sub);
+    if (d) {
+      return d;
+    }
+    if (errno != ENOENT) {
+      const auto lst = s.m_root_dir.stat(sub);
+      if (lst && S_ISLNK(lst->st_mode)) {
+        fail(fmt::format("'{}' is a symbolic link: a spool's subdirectories must be real directories on the "
+                         "spool's file system (a job moves between them by rename); link the spool itself instead",
+                         s.path_of(sub, "")));
       }
-      return fd;
+      return s.m_root_dir.subdir(sub); // throws, saying why
     }
     if (!create) {
       fail(fmt::format("'{}' is not a queuectl spool: it has no {}/ directory (check --spool and QUEUECTL_SPOOL)",
                        root.string(), sub));
     }
-    if (::mkdirat(s.m_root_fd.get(), sub, 0700) == 0) {
-      // Same bits as the root (0700, or the package's group-shared mode); mkdir's
-      // mode is filtered by the umask, so set it explicitly.
-      if (::fchmodat(s.m_root_fd.get(), sub, dir_mode, 0) != 0) {
-        throw_errno("cannot set permissions of", s.path_of(sub, ""));
-      }
-    } else if (errno != EEXIST) {
-      throw_errno("cannot create spool directory", s.path_of(sub, ""));
-    }
-    return sys::open_dir_at(s.m_root_fd.get(), sub, s.path_of(sub, ""));
+    // Same bits as the root (0700, or the package's group-shared mode).
+    s.m_root_dir.make_subdir(sub, dir_mode);
+    return s.m_root_dir.subdir(sub);
   };
   s.m_tmp = subdir("tmp");
   s.m_workers = subdir("workers");
   for (JobState st2 : k_all_states) {
-    s.m_dirs[static_cast<std::size_t>(st2)] = subdir(std::string(state_dir(st2)).c_str());
+    s.m_dirs[static_cast<std::size_t>(st2)] = subdir(std::string(state_dir(st2)));
   }
   return s;
 }
@@ -160,18 +129,16 @@ std::string Spool::path_of(std::string_view subdir, std::string_view name) const
 }
 
 Config Spool::load_config() const {
-  const std::string display = (m_root / "config.json").string();
-  const auto text = sys::read_file_at(m_root_fd.get(), "config.json", display);
-  return Config::parse(text.value_or(""), display);
+  const auto text = m_root_dir.read_file("config.json");
+  return Config::parse(text.value_or(""), m_root_dir.path_of("config.json"));
 }
 
 void Spool::save_config(const Config& c) const {
-  sys::write_file_atomic(m_root_fd.get(), "config.json", c.dump(), (m_root / "config.json").string(),
-                         m_file_mode);
+  m_root_dir.write_atomic("config.json", c.dump(), m_file_mode);
 }
 
 void Spool::for_each_job(JobState s, const std::function<void(std::string_view stem)>& fn) const {
-  sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char type) {
+  dir(s).for_each([&](std::string_view name, unsigned char type) {
     if (type == DT_REG || type == DT_UNKNOWN) {
       if (const auto stem = stem_of_file(name)) {
         fn(*stem);
@@ -184,7 +151,7 @@ void Spool::for_each_job(JobState s, const std::function<void(std::string_view s
 std::optional<JobState> Spool::find(const std::string& id, std::optional<JobState> except) const {
   const std::string f = job_file(id);
   for (JobState s : k_all_states) {
-    if (s != except && sys::exists_at(dir(s), f, path_of(s, f))) {
+    if (s != except && dir(s).exists(f)) {
       return s;
     }
   }
@@ -199,7 +166,7 @@ bool Spool::id_taken(const std::string& id) const {
   // dead -> pending) is seen by a pass in the opposite order.
   const std::string f = job_file(id);
   for (auto it = k_all_states.rbegin(); it != k_all_states.rend(); ++it) {
-    if (sys::exists_at(dir(*it), f, path_of(*it, f))) {
+    if (dir(*it).exists(f)) {
       return true;
     }
   }
@@ -207,13 +174,11 @@ bool Spool::id_taken(const std::string& id) const {
 }
 
 Fd Spool::open_job(JobState s, std::string_view stem, struct stat* st) const {
-  const std::string f = job_file(stem);
-  return sys::open_regular_at(dir(s), f, path_of(s, f), O_RDONLY, st);
+  return dir(s).open_regular(job_file(stem), O_RDONLY, st);
 }
 
 std::optional<struct stat> Spool::stat_job(JobState s, std::string_view stem) const {
-  const std::string f = job_file(stem);
-  return sys::stat_at(dir(s), f, path_of(s, f));
+  return dir(s).stat(job_file(stem));
 }
 
 Fd Spool::open_log(const std::string& id) const {
@@ -221,7 +186,7 @@ Fd Spool::open_log(const std::string& id) const {
   // A log can move while we look; a second round finds it in its new place.
   for (int round = 0; round < 2; ++round) {
     for (JobState s : k_all_states) {
-      if (Fd fd = sys::open_regular_at(dir(s), name, path_of(s, name))) {
+      if (Fd fd = dir(s).open_regular(name)) {
         return fd;
       }
     }
@@ -237,7 +202,7 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
   // A job can move while we look; a second round finds it in its new place.
   for (int round = 0; round < 2; ++round) {
     for (JobState s : k_all_states) {
-      const auto text = sys::read_file_at(dir(s), f, path_of(s, f));
+      const auto text = dir(s).read_file(f);
       if (!text) {
         continue;
       }
@@ -258,7 +223,7 @@ std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const
   std::optional<std::string> text;
   std::string why;
   try {
-    text = sys::read_file_at(dir(s), file, path_of(s, file));
+    text = dir(s).read_file(file);
     if (!text) {
       return std::nullopt; // moved on while we listed
     }
@@ -298,26 +263,23 @@ StoredJob Spool::load(const std::string& id) const {
   return std::move(*sj);
 }
 
-void Spool::make_job_file(int dirfd, const std::string& name, std::string_view data, bool sync) const {
-  Fd fd = sys::create_file_at(dirfd, name, data, sync, path_of("tmp", name), m_file_mode);
-  if (::close(fd.release()) != 0) {
-    const int err = errno;
-    ::unlinkat(dirfd, name.c_str(), 0);
-    throw_errno("cannot close", path_of("tmp", name), err);
-  }
-}
-
 void Spool::stage_new(const Job& job, bool sync, Staged& out) const {
   out.id = job.id();
   std::string name = temp_name("new");
-  make_job_file(tmp_dir(), name, job.dump(), sync);
+  Fd fd = m_tmp.create(name, job.dump(), sync, m_file_mode);
+  try {
+    sys::close(fd, m_tmp.path_of(name)); // a write's error may show only here
+  } catch (...) {
+    m_tmp.remove_quietly(name);
+    throw;
+  }
   out.tmp = std::move(name);
 }
 
 void Spool::discard(const std::vector<Staged>& staged, std::size_t from) const {
   for (std::size_t i = from; i < staged.size(); ++i) {
     if (!staged[i].tmp.empty()) {
-      ::unlinkat(tmp_dir(), staged[i].tmp.c_str(), 0);
+      m_tmp.remove_quietly(staged[i].tmp);
     }
   }
 }
@@ -326,7 +288,7 @@ std::vector<std::string> Spool::publish(const std::vector<Staged>& staged, bool 
   if (!synced) {
     try {
       // One flush for the data of the whole batch instead of one fsync per file.
-      sys::syncfs_fd(tmp_dir(), path_of("tmp", ""));
+      m_tmp.sync_file_system();
     } catch (...) {
       discard(staged);
       throw;
@@ -334,13 +296,13 @@ std::vector<std::string> Spool::publish(const std::vector<Staged>& staged, bool 
   }
   std::vector<std::string> ids;
   ids.reserve(staged.size());
-  const int pending = dir(JobState::pending);
+  const sys::Dir& pending = dir(JobState::pending);
   const std::size_t n = staged.size();
   for (std::size_t i = 0; i < n; ++i) {
     const std::string f = job_file(staged[i].id);
     bool moved = false;
     try {
-      moved = sys::rename_noreplace(tmp_dir(), staged[i].tmp, pending, f, path_of(JobState::pending, f));
+      moved = m_tmp.move_noreplace(staged[i].tmp, pending, f);
     } catch (const Error& e) {
       discard(staged, i);
       if (i == 0) {
@@ -355,7 +317,7 @@ std::vector<std::string> Spool::publish(const std::vector<Staged>& staged, bool 
     }
     ids.push_back(staged[i].id);
   }
-  sys::fsync_fd(pending, path_of(JobState::pending, ""));
+  pending.sync();
   return ids;
 }
 
@@ -470,13 +432,11 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& stem, bo
   if (busy) {
     *busy = false;
   }
-  const std::string f = job_file(stem);
-  struct stat held {};
-  Fd fd = sys::open_regular_at(dir(s), f, path_of(s, f), O_RDONLY, &held);
+  Fd fd = dir(s).open_regular(job_file(stem));
   if (!fd) {
     return std::nullopt;
   }
-  if (!sys::try_lock(fd.get(), true)) {
+  if (!sys::try_lock(fd.get(), true, dir(s).path_of(job_file(stem)))) {
     if (busy) {
       *busy = true;
     }
@@ -487,24 +447,21 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& stem, bo
 
 std::optional<LockedJob> Spool::adopt_lock(JobState s, const std::string& stem, Fd fd) const {
   const std::string f = job_file(stem);
-  struct stat held {};
-  if (::fstat(fd.get(), &held) != 0) {
-    throw_errno("cannot stat", path_of(s, f));
-  }
+  const struct stat held = sys::stat_of(fd.get(), dir(s).path_of(f));
   // The name may have moved on (and a new file taken it) between open and flock.
-  const auto now = sys::stat_at(dir(s), f, path_of(s, f));
+  const auto now = dir(s).stat(f);
   if (!now || now->st_ino != held.st_ino || now->st_dev != held.st_dev) {
     return std::nullopt;
   }
   LockedJob j{stem, s, std::move(fd), {}, static_cast<std::size_t>(now->st_size)};
   if (j.size <= k_max_job_file) {
     // Job files are replaced, never edited, but a drop-in's writer may still be appending.
-    j.content = sys::read_regular(j.lock.get(), j.size, path_of(s, f));
+    j.content = sys::read_regular(j.lock.get(), j.size, dir(s).path_of(f));
   }
   return j;
 }
 
-void Spool::sync_dir(JobState s) const { sys::fsync_fd(dir(s), path_of(s, "")); }
+void Spool::sync_dir(JobState s) const { dir(s).sync(); }
 
 std::string Spool::temp_name(std::string_view kind) const {
   static std::atomic<std::uint64_t> serial{0};
@@ -532,14 +489,11 @@ pid_t owner_of(std::string_view name) {
   return pid;
 }
 
-bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
-
 // Removes `name` from `dir` if it is a regular file nobody holds a lock on.
-void remove_unlocked(int dir, const std::string& name) {
-  Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  struct stat st {};
-  if (fd && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && sys::try_lock(fd.get(), true)) {
-    ::unlinkat(dir, name.c_str(), 0);
+void remove_unlocked(const sys::Dir& dir, const std::string& name) {
+  Fd fd = dir.try_open(name, O_RDONLY | O_NONBLOCK);
+  if (fd && S_ISREG(sys::stat_of(fd.get(), dir.path_of(name)).st_mode) && sys::try_lock(fd.get(), true, dir.path_of(name))) {
+    dir.remove(name);
   }
 }
 
@@ -548,19 +502,19 @@ void remove_unlocked(int dir, const std::string& name) {
 void Spool::sweep_tmp() const {
   const Micros now = now_micros();
   std::vector<std::string> names;
-  sys::for_each_entry(tmp_dir(), path_of("tmp", ""), [&](std::string_view name, unsigned char) {
+  m_tmp.for_each([&](std::string_view name, unsigned char) {
     names.emplace_back(name);
     return true;
   });
   for (const std::string& n : names) {
     const pid_t owner = owner_of(n);
-    bool stale = owner != 0 && owner != m_pid && !process_alive(owner);
+    bool stale = owner != 0 && owner != m_pid && !sys::process_alive(owner);
     if (!stale) {
-      struct stat st {};
-      stale = ::fstatat(tmp_dir(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && now - sys::mtime_micros(st) > k_stale_after;
+      const auto st = m_tmp.stat(n);
+      stale = st && now - sys::mtime_micros(*st) > k_stale_after;
     }
     if (stale) {
-      remove_unlocked(tmp_dir(), n);
+      remove_unlocked(m_tmp, n);
     }
   }
 }
@@ -569,15 +523,14 @@ void Spool::sweep_old_temps() const {
   const Micros now = now_micros();
   for (JobState s : k_all_states) {
     std::vector<std::string> names;
-    sys::for_each_entry(dir(s), path_of(s, ""), [&](std::string_view name, unsigned char) {
+    dir(s).for_each([&](std::string_view name, unsigned char) {
       if (name.size() > 5 && name[0] == '.' && name.substr(name.size() - 4) == ".tmp") {
         names.emplace_back(name);
       }
       return true;
     });
     for (const std::string& n : names) {
-      struct stat st {};
-      if (::fstatat(dir(s), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && now - sys::mtime_micros(st) > k_stale_after) {
+      if (const auto st = dir(s).stat(n); st && now - sys::mtime_micros(*st) > k_stale_after) {
         remove_unlocked(dir(s), n);
       }
     }

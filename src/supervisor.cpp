@@ -10,19 +10,9 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <linux/close_range.h>
-#include <malloc.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -33,43 +23,14 @@ namespace {
 constexpr int k_max_fast_failures = 5;      // a worker dying this often at start: give up
 constexpr Micros k_fast_failure = 1'000'000; // "at start": within a second
 
-sigset_t supervised_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1}) {
-    sigaddset(&set, sig);
-  }
-  return set;
-}
+constexpr std::initializer_list<int> k_signals = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1};
 
 void log_line(std::string_view line) {
-  const std::string text = fmt::format("queuectl[{}]: {}\n", ::getpid(), line);
-  (void)!::write(STDERR_FILENO, text.data(), text.size());
-}
-
-// Tells systemd (Type=notify) that we are ready or stopping: one datagram to
-// $NOTIFY_SOCKET, the whole sd_notify protocol. Does nothing outside systemd.
-void notify_systemd(const char* state) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || (path[0] != '/' && path[0] != '@')) {
-    return;
+  try {
+    sys::write_all(STDERR_FILENO, fmt::format("queuectl[{}]: {}\n", sys::own_pid(), line), "standard error");
+  } catch (const Error&) {
+    // nobody reads our messages any more: the work goes on
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::size_t len = std::strlen(path);
-  if (len >= sizeof addr.sun_path) {
-    return;
-  }
-  std::memcpy(addr.sun_path, path, len);
-  if (addr.sun_path[0] == '@') {
-    addr.sun_path[0] = '\0';
-  }
-  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return;
-  }
-  const auto alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  (void)!::sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), alen);
 }
 
 class Supervisor {
@@ -93,24 +54,19 @@ private:
   bool m_stopping = false;
   int m_fast_failures = 0;
   int m_exit = 0;
-  int m_ready_fd = -1; // the caller's readiness pipe; workers must not inherit it
+  Fd m_ready_fd; // the caller's readiness pipe; workers must not inherit it
   IndexSnapshot m_snapshot; // the waiting jobs, read once for the first workers (see run)
 };
 
 pid_t Supervisor::spawn_worker(int ready_fd) {
-  const pid_t sup = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    throw_errno("cannot start a worker process for", m_root.string());
-  }
+  const pid_t sup = sys::own_pid();
+  const pid_t pid = sys::fork_process(m_root.string());
   if (pid == 0) {
     m_reg.abandon(); // the supervisor's record is not ours to hold or remove
-    if (m_ready_fd >= 0) {
-      ::close(m_ready_fd); // else `worker start --detach` would wait for our exit
-    }
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != sup) {
-      ::_exit(0); // the supervisor died while we were starting
+    m_ready_fd.reset(); // else `worker start --detach` would wait for our exit
+    sys::die_with_parent(SIGTERM);
+    if (sys::parent_pid() != sup) {
+      sys::exit_now(0); // the supervisor died while we were starting
     }
     int rc = 1;
     try {
@@ -118,7 +74,7 @@ pid_t Supervisor::spawn_worker(int ready_fd) {
     } catch (const std::exception& e) {
       log_line(fmt::format("worker error: {}", e.what()));
     }
-    ::_exit(rc);
+    sys::exit_now(rc);
   }
   m_workers[pid] = now_micros();
   return pid;
@@ -126,17 +82,14 @@ pid_t Supervisor::spawn_worker(int ready_fd) {
 
 void Supervisor::stop_workers(int sig) {
   for (const auto& [pid, since] : m_workers) {
-    ::kill(pid, sig);
+    sys::send_signal(pid, sig);
   }
 }
 
 void Supervisor::reap() {
-  for (;;) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) {
-      return;
-    }
+  while (const auto child = sys::reap_any()) {
+    const pid_t pid = child->pid;
+    const int status = child->status;
     const auto it = m_workers.find(pid);
     if (it == m_workers.end()) {
       continue;
@@ -166,12 +119,8 @@ void Supervisor::reap() {
 }
 
 int Supervisor::run(int ready_fd) {
-  const sigset_t set = supervised_signals();
-  Fd sigfd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!sigfd) {
-    throw_errno("cannot create signalfd for", "supervisor");
-  }
-  m_ready_fd = ready_fd;
+  sys::SignalFd signals(k_signals);
+  m_ready_fd = Fd(ready_fd);
   // Every worker needs an index of the waiting jobs before its first claim. Read once
   // here, the first workers inherit it with fork (shared until they change it) instead
   // of each reading every job file: with a million jobs waiting, that is most of a
@@ -186,55 +135,44 @@ int Supervisor::run(int ready_fd) {
         m_snapshot.add(e);
       }
     }
-    ::malloc_trim(0); // before fork: what the reading left free is returned, not shared
+    sys::release_free_memory(); // before fork: what the reading left free is returned, not shared
   }
   // Each worker says it is ready through its own pipe.
   std::vector<Fd> ready;
   for (int i = 0; i < m_count; ++i) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      throw_errno("cannot create pipe for", "worker");
-    }
-    Fd rd(p[0]);
-    spawn_worker(p[1]);
-    ::close(p[1]);
+    auto [rd, wr] = sys::make_pipe("a worker's readiness");
+    spawn_worker(wr.get()); // our copy of the write end closes here, before the next fork
     ready.push_back(std::move(rd));
   }
   m_snapshot = IndexSnapshot(); // the workers have their copies
   for (Fd& rd : ready) {
-    char c = 0;
-    while (::read(rd.get(), &c, 1) < 0 && errno == EINTR) {
-    }
+    sys::read_some(rd.get(), 1, "a worker's readiness pipe"); // its byte, or its end if it died
   }
-  if (ready_fd >= 0) {
-    std::string text = fmt::format("{}\n", ::getpid());
+  if (m_ready_fd) {
+    std::string text = fmt::format("{}\n", sys::own_pid());
     for (const auto& [pid, since] : m_workers) {
       text += fmt::format("{}\n", pid);
     }
-    (void)!::write(ready_fd, text.data(), text.size());
-    ::close(ready_fd);
-    m_ready_fd = -1;
+    sys::write_all(m_ready_fd.get(), text, "the starter's readiness pipe");
+    m_ready_fd.reset();
   }
-  notify_systemd("READY=1");
+  sys::notify_systemd("READY=1");
   log_line(fmt::format("{} worker{} running on {}; stop with Ctrl-C or 'queuectl worker stop'", m_count,
                        m_count == 1 ? "" : "s", m_root.string()));
   while (!m_workers.empty()) {
-    pollfd pfd{sigfd.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-      throw_errno("cannot poll", "supervisor");
-    }
-    signalfd_siginfo si{};
-    while (::read(sigfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-      if (si.ssi_signo == SIGCHLD) {
+    pollfd pfd{signals.fd(), POLLIN, 0};
+    sys::poll(&pfd, 1, -1);
+    while (const auto sig = signals.next()) {
+      if (*sig == SIGCHLD) {
         reap();
-      } else if (si.ssi_signo == SIGUSR1) {
+      } else if (*sig == SIGUSR1) {
         m_stopping = true;
-        notify_systemd("STOPPING=1");
+        sys::notify_systemd("STOPPING=1");
         log_line("stopping now: running jobs are killed and count as failed attempts");
         stop_workers(SIGUSR1);
       } else if (!m_stopping) {
         m_stopping = true;
-        notify_systemd("STOPPING=1");
+        sys::notify_systemd("STOPPING=1");
         log_line("stopping: running jobs finish first");
         stop_workers(SIGTERM);
       }
@@ -248,45 +186,33 @@ int Supervisor::run(int ready_fd) {
 
 int run_supervisor(const std::filesystem::path& root, int count, int ready_fd) {
   // Descriptors we inherited (a terminal's, a CI runner's pipes) must not reach jobs.
-  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-  const sigset_t set = supervised_signals();
+  sys::close_inherited_fds();
   sigset_t old;
-  ::sigprocmask(SIG_BLOCK, &set, &old);
+  sys::block_signals(sys::signal_set(k_signals), &old); // before any thread or child exists
   Supervisor s(root, count);
   const int rc = s.run(ready_fd);
-  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  sys::set_signal_mask(old);
   return rc;
 }
 
 std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) {
   Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
   (void)spool.load_config();       // or its config broken
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) {
-    throw_errno("cannot create pipe for", "worker start --detach");
-  }
-  Fd rd(p[0]);
-  Fd wr(p[1]);
+  auto [rd, wr] = sys::make_pipe("worker start --detach");
   const std::string log_path = spool.path_of("workers", "detached.log");
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    throw_errno("cannot start the supervisor for", root.string());
-  }
+  const pid_t pid = sys::fork_process(root.string());
   if (pid == 0) {
     rd.reset();
-    ::setsid();
-    const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    const int logfd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    ::dup2(devnull, STDIN_FILENO);
-    ::dup2(devnull, STDOUT_FILENO);
-    ::dup2(logfd >= 0 ? logfd : devnull, STDERR_FILENO);
+    sys::new_session();
+    const Fd log = spool.workers().try_open("detached.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
+    sys::redirect_stdio(sys::dev_null(), sys::dev_null(), log ? log.get() : sys::dev_null());
     int rc = 1;
     try {
       rc = run_supervisor(root, count, wr.release());
     } catch (const std::exception& e) {
       log_line(fmt::format("error: {}", e.what()));
     }
-    ::_exit(rc);
+    sys::exit_now(rc);
   }
   wr.reset();
   const std::string text = sys::read_all(rd.get(), "supervisor pipe");
@@ -317,13 +243,13 @@ void end_orphans(const Spool& spool) {
   for (const std::string& id : held) {
     const auto st = spool.stat_job(JobState::processing, id);
     for (pid_t pid : st ? sys::pids_locking(st->st_dev, st->st_ino) : std::vector<pid_t>()) {
-      if (const pid_t pgid = ::getpgid(pid); pgid > 1 && pgid != ::getpgrp()) {
+      if (const pid_t pgid = sys::process_group(pid); pgid > 1 && pgid != sys::own_process_group()) {
         groups.insert(pgid);
       }
     }
   }
   for (pid_t g : groups) {
-    ::kill(-g, SIGTERM);
+    sys::signal_group(g, SIGTERM);
   }
   const Micros kill_at = now_micros() + 2'000'000;
   const Micros give_up = kill_at + 5'000'000;
@@ -331,7 +257,7 @@ void end_orphans(const Spool& spool) {
   while (!held.empty() && now_micros() < give_up) {
     if (!killed && now_micros() >= kill_at) {
       for (pid_t g : groups) {
-        ::kill(-g, SIGKILL);
+        sys::signal_group(g, SIGKILL);
       }
       killed = true;
     }
@@ -346,7 +272,7 @@ void end_orphans(const Spool& spool) {
     }
     held.swap(still);
     if (!held.empty()) {
-      ::usleep(10'000); // the commands are exiting: a lock has no wait with a deadline
+      sys::sleep_for(10'000); // the commands are exiting: a lock has no wait with a deadline
     }
   }
 }
@@ -357,7 +283,7 @@ std::size_t stop_all(const Spool& spool, bool now) {
   const int sig = now ? SIGUSR1 : SIGTERM;
   const auto recs = live_records(spool);
   const auto signal = [&](pid_t pid) {
-    if (::kill(pid, sig) != 0 && errno == EPERM) {
+    if (sys::send_signal(pid, sig) == sys::Sent::denied) {
       fail(fmt::format("cannot stop worker process {}: it belongs to another user (a service? "
                        "try: systemctl stop queuectl)",
                        pid));

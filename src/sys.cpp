@@ -4,21 +4,36 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
-#include <fcntl.h>
+#include <linux/close_range.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
-#include <sys/stat.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
-#include <vector>
+
+extern char** environ;
 
 namespace queuectl::sys {
+
+// --- descriptors ---------------------------------------------------------------------
 
 void write_all(int fd, std::string_view data, std::string_view what) {
   while (!data.empty()) {
@@ -29,7 +44,21 @@ void write_all(int fd, std::string_view data, std::string_view what) {
       }
       throw_errno("cannot write", what);
     }
-    data.remove_prefix(static_cast<size_t>(n));
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void write_all_at(int fd, std::string_view data, off_t offset, std::string_view what) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_errno("cannot write", what);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+    offset += n;
   }
 }
 
@@ -47,7 +76,35 @@ std::string read_all(int fd, std::string_view what) {
     if (n == 0) {
       return out;
     }
-    out.append(buf, static_cast<size_t>(n));
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::string read_some(int fd, std::size_t max, std::string_view what) {
+  std::string out(max, '\0');
+  for (;;) {
+    const ssize_t n = ::read(fd, out.data(), out.size());
+    if (n >= 0) {
+      out.resize(static_cast<std::size_t>(n));
+      return out;
+    }
+    if (errno != EINTR) {
+      throw_errno("cannot read", what);
+    }
+  }
+}
+
+std::string read_at(int fd, std::size_t max, off_t offset, std::string_view what) {
+  std::string out(max, '\0');
+  for (;;) {
+    const ssize_t n = ::pread(fd, out.data(), out.size(), offset);
+    if (n >= 0) {
+      out.resize(static_cast<std::size_t>(n));
+      return out;
+    }
+    if (errno != EINTR) {
+      throw_errno("cannot read", what);
+    }
   }
 }
 
@@ -71,62 +128,76 @@ std::string read_regular(int fd, std::size_t size, std::string_view what) {
   }
 }
 
-Fd open_dir(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    throw_errno("cannot open directory", path);
+void sync_data(int fd, std::string_view what) {
+  if (::fdatasync(fd) != 0) {
+    throw_errno("cannot sync", what);
   }
-  return fd;
 }
 
-Fd open_dir_at(int dir, const std::string& name, const std::string& display) {
-  Fd fd(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) {
-    throw_errno("cannot open directory", display);
+void truncate(int fd, off_t size, std::string_view what) {
+  if (::ftruncate(fd, size) != 0) {
+    throw_errno("cannot truncate", what);
   }
-  return fd;
 }
 
-Fd open_regular_at(int dir, const std::string& name, const std::string& display, int flags, struct stat* out) {
-  // O_NONBLOCK: opening a FIFO must not hang (it is rejected below); on a regular file
-  // the flag changes nothing, so it stays set.
-  Fd fd(::openat(dir, name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) {
-    if (errno == ENOENT) {
-      return fd;
-    }
-    if (errno == ELOOP) {
-      fail(fmt::format("refusing to open '{}': it is a symbolic link", display));
-    }
-    throw_errno("cannot open", display);
-  }
+struct stat stat_of(int fd, std::string_view what) {
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    throw_errno("cannot stat", display);
+  if (::fstat(fd, &st) != 0) {
+    throw_errno("cannot stat", what);
   }
-  if (!S_ISREG(st.st_mode)) {
-    fail(fmt::format("refusing to open '{}': not a regular file", display));
-  }
-  if (out != nullptr) {
-    *out = st;
-  }
-  return fd;
+  return st;
 }
 
 std::int64_t mtime_micros(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
 }
 
-std::optional<std::string> read_file_at(int dir, const std::string& name, const std::string& display) {
-  struct stat st {};
-  Fd fd = open_regular_at(dir, name, display, O_RDONLY, &st);
-  if (!fd) {
-    return std::nullopt;
+void close(Fd& fd, std::string_view what) {
+  if (::close(fd.release()) != 0) {
+    throw_errno("cannot close", what);
   }
-  return read_regular(fd.get(), static_cast<std::size_t>(st.st_size), display);
 }
 
+bool try_lock(int fd, bool exclusive, std::string_view what) {
+  for (;;) {
+    if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+      return true;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EWOULDBLOCK) {
+      return false;
+    }
+    throw_errno("cannot lock", what);
+  }
+}
+
+void lock(int fd, bool exclusive, std::string_view what) {
+  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno != EINTR) {
+      throw_errno("cannot lock", what);
+    }
+  }
+}
+
+void unlock(int fd) { ::flock(fd, LOCK_UN); }
+
+Fd open_path(const std::string& path, int flags, mode_t mode) { return Fd(::open(path.c_str(), flags | O_CLOEXEC, mode)); }
+
+int dev_null() {
+  // Opened once per process (close-on-exec; children dup2 it onto their standard input).
+  static const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    throw_errno("cannot open", "/dev/null");
+  }
+  return fd;
+}
+
+// --- directories ---------------------------------------------------------------------
+
 namespace {
+
 // The process's umask, read once. umask(2) cannot only read, so it is set and put back
 // at once: a file another thread creates in between is then filtered less, never more,
 // which is what every caller here wants (modes are set explicitly).
@@ -138,162 +209,219 @@ mode_t current_umask() {
   }();
   return mask;
 }
+
 } // namespace
 
-Fd create_file_at(int dir, const std::string& name, std::string_view data, bool sync,
-                  const std::string& display, mode_t mode, bool replace_stale) {
-  constexpr int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-  Fd fd(::openat(dir, name.c_str(), flags, mode));
-  if (!fd && errno == EEXIST && replace_stale) {
-    ::unlinkat(dir, name.c_str(), 0);
-    fd = Fd(::openat(dir, name.c_str(), flags, mode));
+void make_directories(const std::filesystem::path& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
+    return;
   }
+  if (errno == ENOENT && path.has_parent_path() && path.parent_path() != path) {
+    make_directories(path.parent_path());
+    if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
+      return;
+    }
+  }
+  throw_errno("cannot create directory", path.string());
+}
+
+bool path_exists(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 || errno != ENOENT;
+}
+
+Dir Dir::open(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) {
-    throw_errno("cannot create", display);
+    throw_errno("cannot open directory", path);
+  }
+  return Dir(std::move(fd), path);
+}
+
+std::string Dir::path_of(std::string_view name) const {
+  return name.empty() ? m_path : (std::filesystem::path(m_path) / std::string(name)).string();
+}
+
+Dir Dir::try_subdir(const std::string& name) const {
+  Fd f(::openat(fd(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  return f ? Dir(std::move(f), path_of(name)) : Dir();
+}
+
+Dir Dir::subdir(const std::string& name) const {
+  Dir d = try_subdir(name);
+  if (!d) {
+    throw_errno("cannot open directory", path_of(name));
+  }
+  return d;
+}
+
+bool Dir::make_subdir(const std::string& name, mode_t mode) const {
+  if (::mkdirat(fd(), name.c_str(), 0700) != 0) {
+    if (errno == EEXIST) {
+      return false;
+    }
+    throw_errno("cannot create directory", path_of(name));
+  }
+  // mkdir's mode is filtered by the umask: set the bits asked for exactly.
+  if (::fchmodat(fd(), name.c_str(), mode, 0) != 0) {
+    throw_errno("cannot set permissions of", path_of(name));
+  }
+  return true;
+}
+
+Fd Dir::open_regular(const std::string& name, int flags, struct stat* out) const {
+  // O_NONBLOCK: opening a FIFO must not hang (it is rejected below); on a regular file
+  // the flag changes nothing, so it stays set.
+  Fd f(::openat(fd(), name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!f) {
+    if (errno == ENOENT) {
+      return f;
+    }
+    if (errno == ELOOP) {
+      fail(fmt::format("refusing to open '{}': it is a symbolic link", path_of(name)));
+    }
+    throw_errno("cannot open", path_of(name));
+  }
+  const struct stat st = stat_of(f.get(), path_of(name));
+  if (!S_ISREG(st.st_mode)) {
+    fail(fmt::format("refusing to open '{}': not a regular file", path_of(name)));
+  }
+  if (out != nullptr) {
+    *out = st;
+  }
+  return f;
+}
+
+Fd Dir::try_open(const std::string& name, int flags, mode_t mode) const {
+  return Fd(::openat(fd(), name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, mode));
+}
+
+std::optional<std::string> Dir::read_file(const std::string& name) const {
+  struct stat st {};
+  Fd f = open_regular(name, O_RDONLY, &st);
+  if (!f) {
+    return std::nullopt;
+  }
+  return read_regular(f.get(), static_cast<std::size_t>(st.st_size), path_of(name));
+}
+
+Fd Dir::create(const std::string& name, std::string_view data, bool sync, mode_t mode, bool replace_stale) const {
+  constexpr int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  Fd f(::openat(fd(), name.c_str(), flags, mode));
+  if (!f && errno == EEXIST && replace_stale) {
+    ::unlinkat(fd(), name.c_str(), 0);
+    f = Fd(::openat(fd(), name.c_str(), flags, mode));
+  }
+  if (!f) {
+    throw_errno("cannot create", path_of(name));
   }
   try {
     // open(2) filters the mode through the umask; a shared spool needs its group bits.
-    if ((mode & current_umask()) != 0 && ::fchmod(fd.get(), mode) != 0) {
-      throw_errno("cannot set permissions of", display);
+    if ((mode & current_umask()) != 0 && ::fchmod(f.get(), mode) != 0) {
+      throw_errno("cannot set permissions of", path_of(name));
     }
-    write_all(fd.get(), data, display);
-    if (sync && ::fdatasync(fd.get()) != 0) {
-      throw_errno("cannot sync", display);
+    write_all(f.get(), data, path_of(name));
+    if (sync) {
+      sync_data(f.get(), path_of(name));
     }
   } catch (...) {
-    ::unlinkat(dir, name.c_str(), 0);
+    remove_quietly(name);
     throw;
   }
-  return fd;
+  return f;
 }
 
-namespace {
-std::string temp_name(const std::string& name) {
+void Dir::write_atomic(const std::string& name, std::string_view data, mode_t mode) const {
   static std::atomic<unsigned> counter{0};
-  return fmt::format(".{}.{}.{}.tmp", name, ::getpid(), counter++);
-}
-} // namespace
-
-void write_file_atomic(int dir, const std::string& name, std::string_view data,
-                       const std::string& display, mode_t mode) {
-  const std::string tmp = temp_name(name);
-  Fd fd = create_file_at(dir, tmp, data, true, display, mode);
-  if (::close(fd.release()) != 0) {
-    const int err = errno;
-    ::unlinkat(dir, tmp.c_str(), 0);
-    throw_errno("cannot close", display, err);
+  const std::string tmp = fmt::format(".{}.{}.{}.tmp", name, ::getpid(), counter++);
+  Fd f = create(tmp, data, true, mode);
+  try {
+    close(f, path_of(name));
+    move_over(tmp, *this, name);
+  } catch (...) {
+    remove_quietly(tmp);
+    throw;
   }
-  if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
-    const int err = errno;
-    ::unlinkat(dir, tmp.c_str(), 0);
-    throw_errno("cannot rename into place", display, err);
-  }
-  // The rename is not durable until its directory is.
-  fsync_fd(dir, display);
+  sync(); // the rename is not durable until its directory is
 }
 
-bool rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to,
-                      const std::string& display, bool missing_ok) {
-  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) {
+bool Dir::move_noreplace(const std::string& from, const Dir& to_dir, const std::string& to, bool missing_ok) const {
+  if (::renameat2(fd(), from.c_str(), to_dir.fd(), to.c_str(), RENAME_NOREPLACE) == 0) {
     return true;
   }
-  if (errno == EEXIST) {
+  if (errno == EEXIST || (errno == ENOENT && missing_ok)) {
     return false;
   }
-  if (errno == ENOENT && missing_ok) {
-    return false;
-  }
-  throw_errno("cannot rename", display);
+  throw_errno("cannot rename", path_of(from));
 }
 
-bool rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to,
-               const std::string& display) {
-  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) {
+bool Dir::exchange(const std::string& a, const Dir& b_dir, const std::string& b) const {
+  if (::renameat2(fd(), a.c_str(), b_dir.fd(), b.c_str(), RENAME_EXCHANGE) == 0) {
     return true;
   }
-  if (errno == ENOENT) {
-    return false;
+  if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+    return false; // this file system cannot
   }
-  throw_errno("cannot rename", display);
+  throw_errno("cannot replace", b_dir.path_of(b));
 }
 
-void fsync_fd(int fd, const std::string& display) {
-  if (::fsync(fd) != 0) {
-    throw_errno("cannot sync", display);
-  }
-}
-
-void syncfs_fd(int fd, const std::string& display) {
-  if (::syncfs(fd) != 0) {
-    throw_errno("cannot sync file system of", display);
+void Dir::move_over(const std::string& from, const Dir& to_dir, const std::string& to) const {
+  if (::renameat(fd(), from.c_str(), to_dir.fd(), to.c_str()) != 0) {
+    throw_errno("cannot replace", to_dir.path_of(to));
   }
 }
 
-bool unlink_at(int dir, const std::string& name, const std::string& display) {
-  if (::unlinkat(dir, name.c_str(), 0) == 0) {
+bool Dir::remove(const std::string& name) const {
+  if (::unlinkat(fd(), name.c_str(), 0) == 0) {
     return true;
   }
   if (errno == ENOENT) {
     return false;
   }
-  throw_errno("cannot remove", display);
+  throw_errno("cannot remove", path_of(name));
 }
 
-std::optional<struct stat> stat_at(int dir, const std::string& name, const std::string& display) {
+void Dir::remove_quietly(const std::string& name) const { ::unlinkat(fd(), name.c_str(), 0); }
+
+std::optional<struct stat> Dir::stat(const std::string& name) const {
   struct stat st {};
-  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (::fstatat(fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     return st;
   }
   if (errno == ENOENT) {
     return std::nullopt;
   }
-  throw_errno("cannot stat", display);
+  throw_errno("cannot stat", path_of(name));
 }
 
-bool exists_at(int dir, const std::string& name, const std::string& display) {
-  return stat_at(dir, name, display).has_value();
-}
-
-bool try_lock(int fd, bool exclusive) {
-  for (;;) {
-    if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
-      return true;
-    }
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno == EWOULDBLOCK) {
-      return false;
-    }
-    throw_errno("cannot lock", "file");
+void Dir::sync() const {
+  if (::fsync(fd()) != 0) {
+    throw_errno("cannot sync", m_path);
   }
 }
 
-void lock(int fd, bool exclusive) {
-  while (::flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
-    if (errno != EINTR) {
-      throw_errno("cannot lock", "file");
-    }
+void Dir::sync_file_system() const {
+  if (::syncfs(fd()) != 0) {
+    throw_errno("cannot sync the file system of", m_path);
   }
 }
 
-void for_each_entry(int dir, const std::string& display,
-                    const std::function<bool(std::string_view, unsigned char)>& fn) {
-  Fd fd(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) {
-    throw_errno("cannot open directory", display);
+void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& fn) const {
+  Fd f(::openat(fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!f) {
+    throw_errno("cannot open directory", m_path);
   }
   // Large reads for huge directories, but not zero-filled: only the pages the kernel
   // writes are touched, so a small directory costs a few page faults, not 256.
   constexpr std::size_t k_size = 1 << 20;
   const auto buf = std::make_unique_for_overwrite<char[]>(k_size);
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd.get(), buf.get(), k_size);
+    const long n = ::syscall(SYS_getdents64, f.get(), buf.get(), k_size);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      throw_errno("cannot read directory", display);
+      throw_errno("cannot read directory", m_path);
     }
     if (n == 0) {
       return;
@@ -309,6 +437,181 @@ void for_each_entry(int dir, const std::string& display,
       if (!fn(name, d->d_type)) {
         return;
       }
+    }
+  }
+}
+
+// --- processes -----------------------------------------------------------------------
+
+pid_t own_pid() { return ::getpid(); }
+
+bool is_root() { return ::geteuid() == 0; }
+
+pid_t fork_process(std::string_view what) {
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw_errno("cannot start a process for", what);
+  }
+  return pid;
+}
+
+void exit_now(int code) { ::_exit(code); }
+
+bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+Sent send_signal(pid_t pid, int sig) {
+  if (::kill(pid, sig) == 0) {
+    return Sent::delivered;
+  }
+  return errno == EPERM ? Sent::denied : Sent::gone;
+}
+
+void signal_group(pid_t pgid, int sig) {
+  if (pgid > 0) {
+    ::kill(-pgid, sig);
+  }
+}
+
+pid_t process_group(pid_t pid) {
+  const pid_t g = ::getpgid(pid);
+  return g < 0 ? 0 : g;
+}
+
+pid_t own_process_group() { return ::getpgrp(); }
+
+pid_t parent_pid() { return ::getppid(); }
+
+void die_with_parent(int sig) { ::prctl(PR_SET_PDEATHSIG, sig); }
+
+void new_session() { ::setsid(); }
+
+void close_inherited_fds() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
+
+void redirect_stdio(int in, int out, int err) {
+  ::dup2(in, STDIN_FILENO);
+  ::dup2(out, STDOUT_FILENO);
+  ::dup2(err, STDERR_FILENO);
+}
+
+std::pair<Fd, Fd> make_pipe(std::string_view what) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    throw_errno("cannot create a pipe for", what);
+  }
+  return {Fd(p[0]), Fd(p[1])};
+}
+
+std::optional<Reaped> reap_any() {
+  int status = 0;
+  const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+  if (pid <= 0) {
+    return std::nullopt;
+  }
+  return Reaped{pid, status};
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return 0;
+    }
+  }
+  return status;
+}
+
+namespace {
+
+// What the vfork child shares with its parent: the arguments, and a place to report a
+// failure before exec.
+struct ChildArgs {
+  const SpawnArgs* a = nullptr;
+  int null_fd = -1;
+  sigset_t mask{};
+  volatile int child_errno = 0;
+  volatile int failed_chdir = 0;
+};
+
+// In the vfork child: system calls only, then exec or _exit.
+[[noreturn]] void exec_child(ChildArgs& c) {
+  const SpawnArgs& a = *c.a;
+  if (a.own_group) {
+    ::setpgid(0, 0);
+    // Every signal is blocked since before vfork. One sent to the parent's group before
+    // the setpgid above (a Ctrl-C that raced the start) is pending here: setting its
+    // action to SIG_IGN discards it, then the default is restored. Our dispositions are
+    // a copy (vfork shares memory, not the signal table), so the parent's stay as they are.
+    sigset_t pending;
+    if (::sigpending(&pending) == 0) {
+      for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP && ::sigismember(&pending, sig) == 1) {
+          struct sigaction sa {};
+          sa.sa_handler = SIG_IGN;
+          ::sigaction(sig, &sa, nullptr);
+          sa.sa_handler = SIG_DFL;
+          ::sigaction(sig, &sa, nullptr);
+        }
+      }
+    }
+  }
+  ::sigprocmask(SIG_SETMASK, &c.mask, nullptr);
+  ::dup2(c.null_fd, STDIN_FILENO);
+  if (a.out_fd >= 0) {
+    ::dup2(a.out_fd, STDOUT_FILENO);
+    ::dup2(a.out_fd, STDERR_FILENO);
+  }
+  for (std::size_t i = 0; i < a.nkeep; ++i) {
+    ::fcntl(a.keep[i], F_SETFD, 0); // inherited across exec (our fd table is a copy)
+  }
+  if (a.cwd && ::chdir(a.cwd) != 0) {
+    c.child_errno = errno;
+    c.failed_chdir = 1;
+    ::_exit(127);
+  }
+  ::execve(a.path, a.argv, a.envp);
+  c.child_errno = errno;
+  ::_exit(127);
+}
+
+} // namespace
+
+Spawned spawn(const SpawnArgs& a) {
+  ChildArgs c;
+  c.a = &a;
+  c.null_fd = dev_null();
+  sigemptyset(&c.mask);
+  // vfork rather than posix_spawn: glibc's posix_spawn child makes two sigaction calls
+  // per signal before exec; a worker installs no handlers, so none are needed. The child
+  // starts with every signal blocked (see exec_child).
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::vfork();
+  if (pid == 0) {
+    exec_child(c);
+  }
+  const int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    throw_errno("cannot start", a.path, vfork_errno);
+  }
+  Spawned r{pid, c.child_errno, c.failed_chdir != 0};
+  if (r.error != 0) {
+    wait_for(pid);
+  }
+  return r;
+}
+
+void reset_ignored_signals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa {};
+    if (sig == SIGKILL || sig == SIGSTOP || ::sigaction(sig, nullptr, &sa) != 0) {
+      continue; // also skips glibc's internal signals, which refuse sigaction
+    }
+    if (sa.sa_handler == SIG_IGN) {
+      sa.sa_handler = SIG_DFL;
+      ::sigaction(sig, &sa, nullptr);
     }
   }
 }
@@ -329,35 +632,62 @@ void exec(const std::filesystem::path& path, char** argv) {
   throw_errno("cannot run", path.string());
 }
 
+std::pair<int, std::string> run(const std::string& exe, const std::vector<std::string>& args) {
+  auto [rd, wr] = make_pipe(exe);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<std::string> store{exe};
+  store.insert(store.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : store) {
+    argv.push_back(s.data());
+  }
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  wr.reset();
+  if (rc != 0) {
+    fail(fmt::format("cannot run '{}': {}", exe, std::strerror(rc)));
+  }
+  std::string out = read_all(rd.get(), exe);
+  const int status = wait_for(pid);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 1, std::move(out)};
+}
+
 std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
   std::vector<pid_t> out;
-  Fd proc(::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!proc) {
+  Dir proc;
+  try {
+    proc = Dir::open("/proc");
+  } catch (const Error&) {
     return out;
   }
   std::vector<std::string> pids;
-  for_each_entry(proc.get(), "/proc", [&](std::string_view name, unsigned char) {
+  proc.for_each([&](std::string_view name, unsigned char) {
     if (!name.empty() && name.find_first_not_of("0123456789") == std::string_view::npos) {
       pids.emplace_back(name);
     }
     return true;
   });
   for (const std::string& pid : pids) {
-    const std::string fd_dir = pid + "/fd";
-    Fd fds(::openat(proc.get(), fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const Dir fds = proc.try_subdir(pid).try_subdir("fd");
     if (!fds) {
       continue; // gone, or not ours to look at
     }
     bool holds = false;
     try {
-      for_each_entry(fds.get(), fd_dir, [&](std::string_view name, unsigned char) {
+      fds.for_each([&](std::string_view name, unsigned char) {
         struct stat st {};
         // fstatat follows the magic link to the open file itself; fdinfo lists the locks
         // taken through that descriptor.
         const std::string fd(name);
-        if (::fstatat(fds.get(), fd.c_str(), &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino) {
-          const auto info = read_file_at(proc.get(), pid + "/fdinfo/" + fd, "fdinfo");
-          holds = info && info->find("FLOCK") != std::string::npos;
+        if (::fstatat(fds.fd(), fd.c_str(), &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino) {
+          const Dir info = proc.try_subdir(pid).try_subdir("fdinfo");
+          const auto text = info ? info.read_file(fd) : std::nullopt;
+          holds = text && text->find("FLOCK") != std::string::npos;
         }
         return !holds;
       });
@@ -369,6 +699,212 @@ std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
     }
   }
   return out;
+}
+
+void release_free_memory() { ::malloc_trim(0); }
+
+void sleep_for(Micros us) { ::usleep(static_cast<useconds_t>(us)); }
+
+namespace {
+
+struct RandomPool {
+  std::uint64_t values[64];
+  std::size_t left = 0;
+};
+thread_local RandomPool t_random;
+
+} // namespace
+
+std::uint64_t random_u64() {
+  static const int forget_on_fork = ::pthread_atfork(nullptr, nullptr, [] { t_random.left = 0; });
+  (void)forget_on_fork;
+  RandomPool& p = t_random;
+  if (p.left == 0) {
+    if (::getrandom(p.values, sizeof p.values, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof p.values)) {
+      return static_cast<std::uint64_t>(now_micros()) * 6364136223846793005ULL ^ static_cast<std::uint64_t>(::getpid());
+    }
+    p.left = std::size(p.values);
+  }
+  return p.values[--p.left];
+}
+
+std::size_t arg_max() {
+  const long v = ::sysconf(_SC_ARG_MAX);
+  return v > 0 ? static_cast<std::size_t>(v) : 2 * 1024 * 1024;
+}
+
+// --- signals -------------------------------------------------------------------------
+
+sigset_t signal_set(std::initializer_list<int> sigs) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : sigs) {
+    sigaddset(&set, s);
+  }
+  return set;
+}
+
+void block_signals(const sigset_t& set, sigset_t* old) { ::pthread_sigmask(SIG_BLOCK, &set, old); }
+
+void set_signal_mask(const sigset_t& set) { ::pthread_sigmask(SIG_SETMASK, &set, nullptr); }
+
+int wait_signal(const sigset_t& set, Micros timeout) {
+  timespec ts{static_cast<time_t>(timeout / 1'000'000), static_cast<long>(timeout % 1'000'000) * 1000};
+  siginfo_t si{};
+  const int sig = ::sigtimedwait(&set, &si, &ts);
+  return sig < 0 ? 0 : sig;
+}
+
+SignalFd::SignalFd(std::initializer_list<int> sigs) {
+  const sigset_t set = signal_set(sigs);
+  block_signals(set);
+  m_fd = Fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!m_fd) {
+    throw_errno("cannot create", "signalfd");
+  }
+}
+
+std::optional<int> SignalFd::next() {
+  signalfd_siginfo si{};
+  if (::read(m_fd.get(), &si, sizeof si) != static_cast<ssize_t>(sizeof si)) {
+    return std::nullopt;
+  }
+  return static_cast<int>(si.ssi_signo);
+}
+
+// --- events --------------------------------------------------------------------------
+
+Watch::Watch() : m_fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+  if (!m_fd) {
+    throw_errno("cannot create", "inotify instance");
+  }
+}
+
+int Watch::add(const std::string& path, std::uint32_t mask) {
+  const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), mask);
+  if (wd < 0) {
+    throw_errno("cannot watch", path);
+  }
+  return wd;
+}
+
+int Watch::try_add_file(int fd, std::uint32_t mask) {
+  const std::string self = fmt::format("/proc/self/fd/{}", fd);
+  return ::inotify_add_watch(m_fd.get(), self.c_str(), mask);
+}
+
+void Watch::drain(const std::function<void(int, std::uint32_t, std::string_view)>& fn) {
+  alignas(struct inotify_event) char buf[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(m_fd.get(), buf, sizeof buf);
+    if (n <= 0) {
+      return; // EAGAIN: drained
+    }
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
+      off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
+      fn(ev->wd, ev->mask, ev->len > 0 ? std::string_view(ev->name) : std::string_view());
+    }
+  }
+}
+
+EventFd::EventFd() : m_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (!m_fd) {
+    throw_errno("cannot create", "eventfd");
+  }
+}
+
+void EventFd::ring() {
+  const std::uint64_t one = 1;
+  // A full counter (2^64 - 2 rings unheard) still wakes the poller: nothing to report.
+  (void)!::write(m_fd.get(), &one, sizeof one);
+}
+
+void EventFd::clear() {
+  std::uint64_t n = 0;
+  (void)!::read(m_fd.get(), &n, sizeof n); // EAGAIN: it was not rung
+}
+
+int poll(pollfd* fds, std::size_t n, int timeout_ms) {
+  const int r = ::poll(fds, n, timeout_ms);
+  if (r < 0) {
+    if (errno == EINTR) {
+      return 0;
+    }
+    throw_errno("cannot poll", "descriptors");
+  }
+  return r;
+}
+
+// --- sockets -------------------------------------------------------------------------
+
+void notify_systemd(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@')) {
+    return;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(path);
+  if (len >= sizeof addr.sun_path) {
+    return;
+  }
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') {
+    addr.sun_path[0] = '\0';
+  }
+  Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return;
+  }
+  const auto alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  // Advice to the service manager: a lost datagram is no error of ours.
+  (void)!::sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), alen);
+}
+
+ListenAddress resolve_listen(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0) {
+    fail(fmt::format("cannot listen on {}:{}: the address does not resolve ({})", host, port, ::gai_strerror(rc)));
+  }
+  ListenAddress a;
+  for (const addrinfo* ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(ai->ai_addr);
+      a.loopback = a.loopback && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (ai->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(ai->ai_addr);
+      a.loopback = a.loopback && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    } else {
+      a.loopback = false;
+    }
+  }
+  std::memcpy(&a.addr, res->ai_addr, res->ai_addrlen);
+  a.len = res->ai_addrlen;
+  ::freeaddrinfo(res);
+  return a;
+}
+
+void reuse_address(int sock) {
+  int yes = 1;
+  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+}
+
+void probe_port(const ListenAddress& a, const std::string& host, int port) {
+  Fd sock(::socket(a.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) {
+    throw_errno("cannot create a socket for", host);
+  }
+  reuse_address(sock.get());
+  if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
+    const int err = errno;
+    fail(fmt::format("cannot listen on {}:{}: {}", host, port,
+                     err == EADDRINUSE ? "the port is in use (is another server, perhaps a queuectl serve, running there?)"
+                                       : std::strerror(err)));
+  }
 }
 
 } // namespace queuectl::sys

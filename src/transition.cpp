@@ -7,7 +7,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -52,8 +51,7 @@ void start_content(Job& job, const LockedJob& l, const JobDefaults& defaults, Mi
     if (!j.contains("id")) {
       j["id"] = l.stem;
     }
-    struct stat st {};
-    j["created_at"] = format_time(::fstat(l.lock.get(), &st) == 0 ? sys::mtime_micros(st) : now);
+    j["created_at"] = format_time(sys::mtime_micros(sys::stat_of(l.lock.get(), "a job file")));
   }
   job.fill_new(defaults, now);
   job.count_run();
@@ -66,10 +64,10 @@ void start_content(Job& job, const LockedJob& l, const JobDefaults& defaults, Mi
 Transitions::~Transitions() {
   // A spare or log left by a crash instead is removed by Spool::sweep_tmp().
   if (!m_spare.empty()) {
-    ::unlinkat(m_spool.tmp_dir(), m_spare.c_str(), 0);
+    m_spool.tmp().remove_quietly(m_spare);
   }
   if (m_log) {
-    ::unlinkat(m_spool.tmp_dir(), m_log_name.c_str(), 0);
+    m_spool.tmp().remove_quietly(m_log_name);
   }
 }
 
@@ -78,60 +76,58 @@ void Transitions::prepare_log() {
     return;
   }
   m_log_name = m_spool.temp_name("log");
-  Fd fd(::openat(m_spool.tmp_dir(), m_log_name.c_str(),
-                 O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
-  if (fd && sys::try_lock(fd.get(), true)) { // locked: never swept as a leftover
+  Fd fd = m_spool.tmp().try_open(m_log_name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, m_spool.file_mode());
+  if (fd && sys::try_lock(fd.get(), true, m_log_name)) { // locked: never swept as a leftover
     m_log = std::move(fd);
   } else if (fd) {
-    ::unlinkat(m_spool.tmp_dir(), m_log_name.c_str(), 0);
+    m_spool.tmp().remove_quietly(m_log_name);
   }
 }
 
 Fd Transitions::open_log(const std::string& stem) {
-  const int pdir = m_spool.dir(JobState::processing);
+  const sys::Dir& pdir = m_spool.dir(JobState::processing);
   const std::string name = log_file(stem);
   if (m_log) {
-    if (::renameat2(m_spool.tmp_dir(), m_log_name.c_str(), pdir, name.c_str(), RENAME_NOREPLACE) == 0) {
-      return std::move(m_log);
-    }
-    if (errno != EEXIST) {
+    try {
+      if (m_spool.tmp().move_noreplace(m_log_name, pdir, name)) {
+        return std::move(m_log);
+      }
+      // The log of an earlier run is there (it moves with its job): append to it.
+    } catch (const Error&) {
       m_log.reset(); // gone: a new one is made after this job
     }
   }
-  // The log of an earlier run (it moves with its job), or no ready one: append.
-  return Fd(::openat(pdir, name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, m_spool.file_mode()));
+  return pdir.try_open(name, O_WRONLY | O_CREAT | O_APPEND, m_spool.file_mode());
 }
 
 TempFile Transitions::take_spare(std::string_view data) {
-  const int tmp = m_spool.tmp_dir();
+  const sys::Dir& tmp = m_spool.tmp();
   TempFile t{std::exchange(m_spare, {}), Fd()};
   if (!t.name.empty()) {
     // Our old descriptor may be shared with a command that has not exited; only a fresh
     // one that takes the lock proves nobody else holds this file.
     m_spare_old.reset();
-    t.fd = Fd(::openat(tmp, t.name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    struct stat st {};
-    if (!t.fd || !sys::try_lock(t.fd.get(), true) || ::fstat(t.fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    t.fd = tmp.try_open(t.name, O_RDWR | O_NONBLOCK);
+    if (!t.fd || !sys::try_lock(t.fd.get(), true, tmp.path_of(t.name)) ||
+        !S_ISREG(sys::stat_of(t.fd.get(), tmp.path_of(t.name)).st_mode)) {
       t.fd.reset();
-      ::unlinkat(tmp, t.name.c_str(), 0);
+      tmp.remove_quietly(t.name);
     }
   }
   if (!t.fd) {
     t.name = m_spool.temp_name("spare");
-    t.fd = sys::create_file_at(tmp, t.name, {}, false, m_spool.path_of("tmp", t.name), m_spool.file_mode(), true);
+    t.fd = tmp.create(t.name, {}, false, m_spool.file_mode(), true);
   }
-  const std::string display = m_spool.path_of("tmp", t.name);
+  const std::string display = tmp.path_of(t.name);
   try {
     // Locked before it can ever take a job's name, so that name is never unlocked.
-    sys::lock(t.fd.get(), true);
+    sys::lock(t.fd.get(), true, display);
     // Overwritten in place, then cut to size: the file keeps its blocks, so nothing is
     // freed and allocated again.
     sys::write_all(t.fd.get(), data, display);
-    if (::ftruncate(t.fd.get(), static_cast<off_t>(data.size())) != 0) {
-      throw_errno("cannot truncate", display);
-    }
+    sys::truncate(t.fd.get(), static_cast<off_t>(data.size()), display);
   } catch (const Error&) {
-    ::unlinkat(tmp, t.name.c_str(), 0);
+    tmp.remove_quietly(t.name);
     throw;
   }
   return t;
@@ -139,7 +135,7 @@ TempFile Transitions::take_spare(std::string_view data) {
 
 void Transitions::give_back(std::string name, Fd old_lock) {
   if (!m_spare.empty()) {
-    ::unlinkat(m_spool.tmp_dir(), name.c_str(), 0);
+    m_spool.tmp().remove_quietly(name);
     return;
   }
   m_spare = std::move(name);
@@ -147,29 +143,22 @@ void Transitions::give_back(std::string name, Fd old_lock) {
 }
 
 void Transitions::exchange(LockedJob& j, TempFile t, std::string content) {
-  const int tmp = m_spool.tmp_dir();
-  const int d = m_spool.dir(j.state);
+  const sys::Dir& tmp = m_spool.tmp();
+  const sys::Dir& d = m_spool.dir(j.state);
   const std::string f = job_file(j.stem);
   bool exchanged = false;
   try {
     // The data first: a crash then leaves the old content or the new, never a torn file.
-    if (::fdatasync(t.fd.get()) != 0) {
-      throw_errno("cannot sync", m_spool.path_of("tmp", t.name));
-    }
+    sys::sync_data(t.fd.get(), tmp.path_of(t.name));
     if (!m_no_exchange) {
-      if (::renameat2(tmp, t.name.c_str(), d, f.c_str(), RENAME_EXCHANGE) == 0) {
-        exchanged = true;
-      } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-        m_no_exchange = true; // this file system: plain renames from now on
-      } else {
-        throw_errno("cannot replace", m_spool.path_of(j.state, f));
-      }
+      exchanged = tmp.exchange(t.name, d, f);
+      m_no_exchange = !exchanged; // this file system cannot: plain renames from now on
     }
-    if (!exchanged && ::renameat(tmp, t.name.c_str(), d, f.c_str()) != 0) {
-      throw_errno("cannot replace", m_spool.path_of(j.state, f));
+    if (!exchanged) {
+      tmp.move_over(t.name, d, f);
     }
   } catch (...) {
-    ::unlinkat(tmp, t.name.c_str(), 0);
+    tmp.remove_quietly(t.name);
     throw;
   }
   if (exchanged) {
@@ -189,16 +178,16 @@ void Transitions::rename(LockedJob& j, JobState to) const {
   if (to == j.state) {
     return;
   }
-  const int from_d = m_spool.dir(j.state);
-  const int to_d = m_spool.dir(to);
+  const sys::Dir& from_d = m_spool.dir(j.state);
+  const sys::Dir& to_d = m_spool.dir(to);
   const std::string f = job_file(j.stem);
   const std::string l = log_file(j.stem);
   // The log first: if we die between the two renames, the job is still where it was
   // and `logs` finds the log by looking in every state directory.
-  const bool log_moved = sys::rename_noreplace(from_d, l, to_d, l, m_spool.path_of(j.state, l), true);
-  if (!sys::rename_noreplace(from_d, f, to_d, f, m_spool.path_of(j.state, f))) {
-    if (log_moved && ::renameat2(to_d, l.c_str(), from_d, l.c_str(), RENAME_NOREPLACE) != 0) {
-      throw_errno("cannot move back", m_spool.path_of(to, l));
+  const bool log_moved = from_d.move_noreplace(l, to_d, l, true);
+  if (!from_d.move_noreplace(f, to_d, f)) {
+    if (log_moved) {
+      to_d.move_noreplace(l, from_d, l); // the log goes back with its job
     }
     fail(fmt::format("cannot move job '{}' to {}/: a job with that id is already there", j.stem, state_dir(to)));
   }
@@ -208,24 +197,24 @@ void Transitions::rename(LockedJob& j, JobState to) const {
 void Transitions::sync(JobState s) const { m_spool.sync_dir(s); }
 
 void Transitions::remove(LockedJob& j) {
-  const int d = m_spool.dir(j.state);
+  const sys::Dir& d = m_spool.dir(j.state);
   std::string why;
   if (const std::optional<Job> job = Job::try_parse(j.content, why)) {
     // Only a name of this directory that looks like a quarantined original.
     const std::string orig = job->text("original_file");
     if (orig.size() > 5 && orig.find('/') == std::string::npos && orig.substr(orig.size() - 5) == ".orig") {
-      sys::unlink_at(d, orig, m_spool.path_of(j.state, orig));
+      d.remove(orig);
     }
   }
-  sys::unlink_at(d, log_file(j.stem), m_spool.path_of(j.state, log_file(j.stem)));
-  sys::unlink_at(d, job_file(j.stem), m_spool.path_of(j.state, job_file(j.stem)));
+  d.remove(log_file(j.stem));
+  d.remove(job_file(j.stem));
 }
 
 std::string Transitions::quarantine(LockedJob& j, const std::string& why, const Json& fields) {
-  const int dead = m_spool.dir(JobState::dead);
+  const sys::Dir& dead = m_spool.dir(JobState::dead);
   const std::string file = job_file(j.stem);
   std::string orig = file + ".orig";
-  for (int n = 1; sys::exists_at(dead, orig, m_spool.path_of(JobState::dead, orig)); ++n) {
+  for (int n = 1; dead.exists(orig); ++n) {
     orig = fmt::format("{}.{}.orig", file, n);
   }
   // The record takes the file's name when that is a valid id naming no other job; a
@@ -237,7 +226,7 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
       rid = j.stem;
     } else if (*at == JobState::dead) {
       std::string ignored;
-      const auto text = sys::read_file_at(dead, file, m_spool.path_of(JobState::dead, file));
+      const auto text = dead.read_file(file);
       const std::optional<Job> rec = text ? Job::try_parse(*text, ignored) : std::nullopt;
       if (rec && rec->text("original_file") == orig) {
         rid = j.stem;
@@ -263,21 +252,20 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
     // The record first, durably: until the original moves, the job is in its directory
     // and in dead/ as its record; never in none.
     const std::string tmp = m_spool.temp_name("record");
-    Fd fd = sys::create_file_at(m_spool.tmp_dir(), tmp, Job(rec).dump(), true, m_spool.path_of("tmp", tmp),
-                                m_spool.file_mode());
+    Fd fd = m_spool.tmp().create(tmp, Job(rec).dump(), true, m_spool.file_mode());
     fd.reset();
-    if (!sys::rename_noreplace(m_spool.tmp_dir(), tmp, dead, job_file(rid), m_spool.path_of(JobState::dead, job_file(rid)))) {
-      ::unlinkat(m_spool.tmp_dir(), tmp.c_str(), 0);
+    if (!m_spool.tmp().move_noreplace(tmp, dead, job_file(rid))) {
+      m_spool.tmp().remove_quietly(tmp);
       fail(fmt::format("cannot write dead-letter record '{}': it exists", m_spool.path_of(JobState::dead, job_file(rid))));
     }
     sync(JobState::dead);
   }
-  const int from = m_spool.dir(j.state);
+  const sys::Dir& from = m_spool.dir(j.state);
   const std::string log = log_file(j.stem);
   if (valid_id(j.stem) && rid == j.stem) {
-    sys::rename_noreplace(from, log, dead, log, m_spool.path_of(j.state, log), true);
+    from.move_noreplace(log, dead, log, true);
   }
-  if (!sys::rename_noreplace(from, file, dead, orig, m_spool.path_of(j.state, file))) {
+  if (!from.move_noreplace(file, dead, orig)) {
     fail(fmt::format("cannot move '{}' to dead/: '{}' exists", m_spool.path_of(j.state, file), orig));
   }
   sync(JobState::dead);

@@ -11,15 +11,9 @@
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -142,13 +136,8 @@ private:
 // leaves the waiting to the next one (its process exit ends them).
 class LockWaiters {
 public:
-  LockWaiters() : m_box(std::make_shared<Box>()) {
-    m_box->event = Fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!m_box->event) {
-      throw_errno("cannot create eventfd for", "worker");
-    }
-  }
-  int fd() const { return m_box->event.get(); }
+  LockWaiters() : m_box(std::make_shared<Box>()) {}
+  int fd() const { return m_box->event.fd(); }
 
   // Starts waiting for processing/<id>.json unless a waiter does already.
   void wait_for(const Spool& spool, const std::string& id) {
@@ -173,15 +162,13 @@ public:
       }
       const std::lock_guard<std::mutex> g(box->mutex);
       box->ready.emplace_back(id, std::move(fd));
-      const std::uint64_t one = 1;
-      (void)!::write(box->event.get(), &one, sizeof one); // a full counter still wakes the loop
+      box->event.ring();
     }).detach();
   }
 
   // The locks acquired since the last call.
   std::vector<std::pair<std::string, Fd>> take() {
-    std::uint64_t n = 0;
-    (void)!::read(m_box->event.get(), &n, sizeof n); // EAGAIN: nothing new
+    m_box->event.clear();
     std::vector<std::pair<std::string, Fd>> out;
     {
       const std::lock_guard<std::mutex> g(m_box->mutex);
@@ -198,7 +185,7 @@ private:
   struct Box {
     std::mutex mutex;
     std::vector<std::pair<std::string, Fd>> ready;
-    Fd event;
+    sys::EventFd event;
   };
   std::shared_ptr<Box> m_box;
   std::set<std::string> m_waiting;
@@ -236,7 +223,7 @@ private:
   void sweep();
   void append_log(int fd, const std::string& text);
   int poll_timeout(Micros now) const;
-  const Config& config() { return m_config.get(m_spool.root_dir(), m_spool.path_of("config.json", "")); }
+  const Config& config() { return m_config.get(m_spool.root_dir()); }
 
   Spool& m_spool;
   const LogSink& m_log;
@@ -245,8 +232,8 @@ private:
   Counters m_counters{m_spool}; // this thread's (the committer has its own)
   JobIndex m_index;
   LockWaiters m_waiters;
-  Fd m_inotify;
-  Fd m_signals;
+  std::optional<sys::Watch> m_watch;
+  std::optional<sys::SignalFd> m_signals;
   int m_wd_pending = -1;
   int m_wd_failed = -1;
   std::optional<Running> m_run;
@@ -256,31 +243,17 @@ private:
   Micros m_next_rescan = 0;
   Micros m_next_sweep = 0;
   std::int64_t m_default_priority = 0;
-  pid_t m_pid = ::getpid();
+  pid_t m_pid = sys::own_pid();
   ConfigCache m_config;
   Committer m_committer; // last: joined before the rest is destroyed
 };
 
 void Worker::setup_events() {
-  m_inotify = Fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!m_inotify) {
-    throw_errno("cannot start inotify for", m_spool.root().string());
-  }
+  m_watch.emplace();
   const uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE;
-  m_wd_pending = ::inotify_add_watch(m_inotify.get(), m_spool.path_of(JobState::pending, "").c_str(), mask);
-  m_wd_failed = ::inotify_add_watch(m_inotify.get(), m_spool.path_of(JobState::failed, "").c_str(), mask);
-  if (m_wd_pending < 0 || m_wd_failed < 0) {
-    throw_errno("cannot watch", m_spool.path_of(JobState::pending, ""));
-  }
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1}) {
-    sigaddset(&set, sig);
-  }
-  m_signals = Fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!m_signals) {
-    throw_errno("cannot create signalfd for", "worker");
-  }
+  m_wd_pending = m_watch->add(m_spool.path_of(JobState::pending, ""), mask);
+  m_wd_failed = m_watch->add(m_spool.path_of(JobState::failed, ""), mask);
+  m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
 }
 
 void Worker::index_file(JobState s, std::string_view name) {
@@ -294,41 +267,22 @@ void Worker::index_file(JobState s, std::string_view name) {
 }
 
 void Worker::drain_inotify() {
-  alignas(struct inotify_event) char buf[64 * 1024];
-  for (;;) {
-    const ssize_t n = ::read(m_inotify.get(), buf, sizeof buf);
-    if (n <= 0) {
-      return; // EAGAIN: drained
+  m_watch->drain([this](int wd, std::uint32_t mask, std::string_view name) {
+    if (mask & IN_Q_OVERFLOW) {
+      m_rescan = true; // inotify is a doorbell, not a log: look at everything again
+    } else if (!name.empty()) {
+      index_file(wd == m_wd_failed ? JobState::failed : JobState::pending, name);
     }
-    for (ssize_t off = 0; off < n;) {
-      const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
-      off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
-      if (ev->mask & IN_Q_OVERFLOW) {
-        m_rescan = true;
-        continue;
-      }
-      if (ev->len == 0) {
-        continue;
-      }
-      const JobState s = ev->wd == m_wd_failed ? JobState::failed : JobState::pending;
-      index_file(s, ev->name);
-    }
-  }
+  });
 }
 
 void Worker::drain_signals() {
-  signalfd_siginfo si{};
-  while (::read(m_signals.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-    switch (si.ssi_signo) {
+  while (const auto sig = m_signals->next()) {
+    switch (*sig) {
     case SIGCHLD:
-      for (;;) {
-        int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-        if (pid <= 0) {
-          break;
-        }
-        if (m_run && pid == m_run->pid) {
-          finish(status, now_micros());
+      while (const auto child = sys::reap_any()) {
+        if (m_run && child->pid == m_run->pid) {
+          finish(child->status, now_micros());
         }
       }
       break;
@@ -336,7 +290,7 @@ void Worker::drain_signals() {
       m_stopping = true;
       if (m_run && !m_run->stopped) {
         m_run->stopped = true;
-        signal_group(m_run->pid, SIGTERM);
+        sys::signal_group(m_run->pid, SIGTERM);
         m_run->kill_at = now_micros() + k_kill_grace;
       }
       break;
@@ -570,8 +524,8 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
   m_next_rescan = t0 + k_rescan_every;
   m_next_sweep = t0 + k_sweep_every;
   if (ready_fd >= 0) {
-    (void)!::write(ready_fd, "r", 1);
-    ::close(ready_fd);
+    Fd ready(ready_fd);
+    sys::write_all(ready.get(), "r", "the supervisor's readiness pipe");
   }
   for (;;) {
     Micros now = now_micros();
@@ -602,17 +556,15 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
       }
       if (m_run->deadline > 0 && !m_run->timed_out && now >= m_run->deadline) {
         m_run->timed_out = true;
-        signal_group(m_run->pid, SIGTERM);
+        sys::signal_group(m_run->pid, SIGTERM);
         m_run->kill_at = now + k_kill_grace;
       } else if (m_run->kill_at > 0 && now >= m_run->kill_at) {
-        signal_group(m_run->pid, SIGKILL);
+        sys::signal_group(m_run->pid, SIGKILL);
         m_run->kill_at = 0;
       }
     }
-    pollfd fds[] = {{m_inotify.get(), POLLIN, 0}, {m_signals.get(), POLLIN, 0}, {m_waiters.fd(), POLLIN, 0}};
-    if (::poll(fds, 3, poll_timeout(now_micros())) < 0 && errno != EINTR) {
-      throw_errno("cannot poll", "worker");
-    }
+    pollfd fds[] = {{m_watch->fd(), POLLIN, 0}, {m_signals->fd(), POLLIN, 0}, {m_waiters.fd(), POLLIN, 0}};
+    sys::poll(fds, 3, poll_timeout(now_micros()));
     if (fds[1].revents & POLLIN) {
       drain_signals();
     }
@@ -632,12 +584,9 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
 
 int run_worker(const std::filesystem::path& root, pid_t supervisor, IndexSnapshot snapshot, int ready_fd,
                const LogSink& log) {
-  reset_ignored_signals();
+  sys::reset_ignored_signals();
   // A closed stderr must give EPIPE, not kill the worker; blocked, SIGPIPE never arrives.
-  sigset_t pipe_set;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  ::sigprocmask(SIG_BLOCK, &pipe_set, nullptr);
+  sys::block_signals(sys::signal_set({SIGPIPE}));
   Spool spool = Spool::open(root);
   Worker w(spool, supervisor, log);
   return w.run(ready_fd, std::move(snapshot));

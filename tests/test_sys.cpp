@@ -17,10 +17,10 @@ using namespace queuectl;
 namespace {
 
 Fd write_file(const TempDir& t, const std::string& name, const std::string& data) {
-  const Fd dir = sys::open_dir(t.path().string());
-  (void)sys::create_file_at(dir.get(), name, data, false, name);
+  const sys::Dir dir = sys::Dir::open(t.path().string());
+  (void)dir.create(name, data, false, 0600);
   struct stat st {};
-  Fd fd = sys::open_regular_at(dir.get(), name, name, O_RDONLY, &st);
+  Fd fd = dir.open_regular(name, O_RDONLY, &st);
   REQUIRE(static_cast<std::size_t>(st.st_size) == data.size());
   return fd;
 }
@@ -43,15 +43,15 @@ TEST_CASE("read_regular: the whole file whatever the size hint says", "[sys]") {
 
 TEST_CASE("open_regular_at: refuses symlinks and FIFOs, gives the fstat", "[sys]") {
   TempDir t;
-  const Fd dir = sys::open_dir(t.path().string());
+  const sys::Dir dir = sys::Dir::open(t.path().string());
   REQUIRE(::symlink("/etc/passwd", (t.path() / "link").c_str()) == 0);
   REQUIRE(::mkfifo((t.path() / "fifo").c_str(), 0600) == 0);
-  CHECK_THROWS_WITH(sys::open_regular_at(dir.get(), "link", "link"), Catch::Contains("symbolic link"));
-  CHECK_THROWS_WITH(sys::open_regular_at(dir.get(), "fifo", "fifo"), Catch::Contains("not a regular file"));
-  CHECK_FALSE(sys::open_regular_at(dir.get(), "missing", "missing"));
+  CHECK_THROWS_WITH(dir.open_regular("link"), Catch::Contains("symbolic link"));
+  CHECK_THROWS_WITH(dir.open_regular("fifo"), Catch::Contains("not a regular file"));
+  CHECK_FALSE(dir.open_regular("missing"));
   (void)write_file(t, "job", "{}");
   struct stat st {};
-  CHECK(sys::open_regular_at(dir.get(), "job", "job", O_RDONLY, &st));
+  CHECK(dir.open_regular("job", O_RDONLY, &st));
   CHECK(st.st_size == 2);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "queuectl/job.hpp"
+#include "queuectl/sys.hpp"
 
 #include <cstdint>
 #include <string>
@@ -46,7 +47,7 @@ private:
 // open, read and parse): what long-running workers use. Changes apply at the next use.
 class ConfigCache {
 public:
-  const Config& get(int root_dir, const std::string& display);
+  const Config& get(const sys::Dir& root);
 
 private:
   Config m_config;

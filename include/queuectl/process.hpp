@@ -20,20 +20,11 @@ struct SpawnSpec {
 };
 
 // Starts the command (vfork + execve of /bin/sh) in a new process group (pgid = pid) with an empty
-// signal mask (see reset_ignored_signals for the dispositions). The calling process
+// signal mask (see sys::reset_ignored_signals for the dispositions). The calling process
 // must have no signal handlers that could run in the vfork child before it execs (the
 // worker handles signals through a signalfd). Returns its pid. Throws Error(failure)
 // when it cannot start (e.g. cwd missing), with the reason.
 pid_t spawn_job(const SpawnSpec& spec);
-
-// Sets every signal this process ignores (SIG_IGN survives exec: `nohup` or a shell's
-// `&` leave SIGHUP, SIGINT or SIGQUIT ignored) back to its default, so that jobs start
-// with default dispositions. Call once in a process that spawns jobs and handles no
-// signal itself.
-void reset_ignored_signals();
-
-// Signals the whole process group of a job. Ignores ESRCH.
-void signal_group(pid_t pgid, int sig);
 
 // Maps a wait status to the job's exit_code: the exit status, or 128+N for signal N.
 int exit_code_of(int wait_status);

@@ -11,6 +11,7 @@
 
 #include "queuectl/clock.hpp"
 #include "queuectl/fd.hpp"
+#include "queuectl/sys.hpp"
 
 #include <optional>
 #include <string>
@@ -47,11 +48,11 @@ public:
   void abandon() {
     m_lock.reset();
     m_job.reset();
-    m_dir = -1;
+    m_dir = nullptr;
   }
 
 private:
-  int m_dir = -1;
+  const sys::Dir* m_dir = nullptr; // the spool's workers/
   std::string m_name;
   std::string m_job_name;
   Fd m_lock;

@@ -16,6 +16,7 @@
 #include "queuectl/config.hpp"
 #include "queuectl/fd.hpp"
 #include "queuectl/job.hpp"
+#include "queuectl/sys.hpp"
 
 #include <sys/stat.h>
 
@@ -66,10 +67,12 @@ public:
   static Spool open_existing(const std::filesystem::path& root);
 
   const std::filesystem::path& root() const { return m_root; }
-  int dir(JobState s) const { return m_dirs[static_cast<std::size_t>(s)].get(); }
-  int tmp_dir() const { return m_tmp.get(); }
-  int workers_dir() const { return m_workers.get(); }
-  int root_dir() const { return m_root_fd.get(); }
+  // The spool's directories, for the spool layer (spool, transition) and the modules of
+  // their own files (the worker registry, the counters, the config).
+  const sys::Dir& dir(JobState s) const { return m_dirs[static_cast<std::size_t>(s)]; }
+  const sys::Dir& tmp() const { return m_tmp; }
+  const sys::Dir& workers() const { return m_workers; }
+  const sys::Dir& root_dir() const { return m_root_dir; }
   // The full path of `name` in a state directory, for messages.
   std::string path_of(JobState s, std::string_view name) const;
   std::string path_of(std::string_view subdir, std::string_view name) const;
@@ -161,13 +164,12 @@ public:
 private:
   Spool() = default;
   static Spool open(const std::filesystem::path& root, bool create);
-  void make_job_file(int dir, const std::string& name, std::string_view data, bool sync) const;
 
   std::filesystem::path m_root;
-  Fd m_root_fd;
-  Fd m_tmp;
-  Fd m_workers;
-  std::array<Fd, 5> m_dirs;
+  sys::Dir m_root_dir;
+  sys::Dir m_tmp;
+  sys::Dir m_workers;
+  std::array<sys::Dir, 5> m_dirs;
   mode_t m_file_mode = 0600;
   pid_t m_pid = 0; // names this process's temporaries
 };

@@ -38,7 +38,7 @@ inline Exit code_of(const std::function<void()>& fn) {
 
 // A job file's content as it is on disk (not as the spool's readers present it).
 inline Json raw(const Spool& s, JobState st, const std::string& id) {
-  return Json::parse(sys::read_file_at(s.dir(st), job_file(id), id).value_or("null"));
+  return Json::parse(s.dir(st).read_file(job_file(id)).value_or("null"));
 }
 
 // Writes job files straight into `dir` (as another program may), created_at scrambled
