@@ -83,14 +83,15 @@ bool Counters::add(const CounterEvent& e) {
   static const std::vector<std::string> names = line_names();
   const sys::Dir& root = m_spool.root_dir();
   if (!m_file) {
-    m_file = root.try_open("stats", O_RDWR | O_CREAT, m_spool.file_mode());
-    if (!m_file) {
+    try {
+      m_file = sys::LockFile::open(root, "stats", m_spool.file_mode());
+    } catch (const Error&) {
       return false;
     }
   }
   try {
-    sys::lock(m_file.get(), true, root.path_of("stats"));
-    std::vector<std::uint64_t> v = parse(sys::read_at(m_file.get(), 4096, 0, root.path_of("stats")), names.size());
+    m_file.lock();
+    std::vector<std::uint64_t> v = parse(sys::read_at(m_file.fd(), 4096, 0, m_file.what()), names.size());
     for (const auto& c : {e.a, e.b}) {
       if (c) {
         ++v[static_cast<std::size_t>(*c)];
@@ -107,12 +108,12 @@ bool Counters::add(const CounterEvent& e) {
       ++v[static_cast<std::size_t>(Counter::count) + bucket];
       v.back() += static_cast<std::uint64_t>(seconds_to_micros(*e.completed_seconds));
     }
-    sys::write_all_at(m_file.get(), render(names, v), 0, root.path_of("stats"));
+    sys::write_all_at(m_file.fd(), render(names, v), 0, m_file.what());
   } catch (const Error&) {
-    sys::unlock(m_file.get());
+    m_file.unlock();
     return false;
   }
-  sys::unlock(m_file.get());
+  m_file.unlock();
   return true;
 }
 

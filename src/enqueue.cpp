@@ -66,14 +66,10 @@ namespace {
 
 // Serialises enqueues that name their own ids, so that two of them with the same id
 // cannot both pass the uniqueness check. Generated ids need no lock.
-Fd lock_ids(const Spool& spool) {
-  const sys::Dir& root = spool.root_dir();
-  Fd fd = root.try_open(".ids.lock", O_RDWR | O_CREAT, spool.file_mode());
-  if (!fd) {
-    throw_errno("cannot open", root.path_of(".ids.lock"));
-  }
-  sys::lock(fd.get(), true, root.path_of(".ids.lock"));
-  return fd;
+sys::LockFile lock_ids(const Spool& spool) {
+  sys::LockFile l = sys::LockFile::open(spool.root_dir(), ".ids.lock", spool.file_mode());
+  l.lock();
+  return l;
 }
 
 Json parse_object(std::string_view text) {
@@ -86,7 +82,7 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o) {
   const Config cfg = spool.load_config();
   Job job = make_job(base, o, cfg.job_defaults(), now_micros());
   const bool explicit_id = o.id || (base.is_object() && base.contains("id"));
-  Fd lock;
+  sys::LockFile lock;
   if (explicit_id) {
     lock = lock_ids(spool);
     if (spool.id_taken(job.id())) {
@@ -165,9 +161,9 @@ namespace {
 // Ids must be unique within the batch, and explicit ones not taken in the spool: checked
 // under the ids lock, returned to be held until the batch is published. Generated ids are
 // unique by construction, so a batch without explicit ids needs neither.
-Fd check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
-                   const std::vector<char>& explicit_id, const std::vector<BatchLine>& lines) {
-  Fd lock;
+sys::LockFile check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
+                              const std::vector<char>& explicit_id, const std::vector<BatchLine>& lines) {
+  sys::LockFile lock;
   if (std::find(explicit_id.begin(), explicit_id.end(), 1) == explicit_id.end()) {
     return lock;
   }
@@ -211,7 +207,7 @@ std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, con
   // The lowest line that failed so far: other threads stop before it (no point writing
   // more) but not after it, so that the first bad line is the one reported.
   std::atomic<std::size_t> first_bad{lines.size()};
-  Fd ids_lock;
+  sys::LockFile ids_lock;
   try {
     for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {

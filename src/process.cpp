@@ -16,7 +16,7 @@ extern char** environ;
 
 namespace queuectl {
 
-pid_t spawn_job(const SpawnSpec& spec) {
+sys::Child spawn_job(const SpawnSpec& spec) {
   std::vector<std::string> env_store;
   std::vector<char*> envp;
   if (!spec.env.empty()) {
@@ -61,7 +61,7 @@ pid_t spawn_job(const SpawnSpec& spec) {
   if (r.error != 0) {
     fail(fmt::format("cannot start job: cannot run /bin/sh: {}", std::strerror(r.error)));
   }
-  return r.pid;
+  return sys::Child(r.pid);
 }
 
 int exit_code_of(int status) {

@@ -39,8 +39,8 @@ Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor
   // A record with our pid can only be a stale one of a dead process.
   m_dir->remove_quietly(tmp);
   m_dir->remove_quietly(m_job_name);
-  m_lock = m_dir->create(tmp, j.dump() + "\n", false, spool.file_mode());
-  sys::lock(m_lock.get(), true, m_dir->path_of(tmp));
+  m_lock = sys::LockFile(m_dir->create(tmp, j.dump() + "\n", false, spool.file_mode()), m_dir->path_of(m_name));
+  m_lock.lock();
   m_dir->move_over(tmp, *m_dir, m_name);
   if (!sup) {
     m_job = m_dir->try_open(m_job_name, O_WRONLY | O_CREAT | O_TRUNC, spool.file_mode());
@@ -133,11 +133,10 @@ std::size_t live_worker_count(const Spool& spool) {
 }
 
 void wait_for_exit(const Spool& spool, const std::string& file) {
-  Fd fd = spool.workers().try_open(file, O_RDONLY);
-  if (!fd) {
-    return; // already removed by its owner on exit
-  }
-  sys::lock(fd.get(), false, spool.workers().path_of(file));
+  const sys::LockFile l = sys::LockFile::open_existing(spool.workers(), file);
+  if (l) {
+    l.lock(false); // shared: granted once the owner's exclusive lock is gone with it
+  } // else: already removed by its owner on exit
 }
 
 } // namespace queuectl

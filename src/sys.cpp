@@ -183,6 +183,31 @@ void lock(int fd, bool exclusive, std::string_view what) {
 
 void unlock(int fd) { ::flock(fd, LOCK_UN); }
 
+LockFile LockFile::open(const Dir& dir, const std::string& name, mode_t mode) {
+  Fd fd = dir.try_open(name, O_RDWR | O_CREAT, mode);
+  if (!fd) {
+    throw_errno("cannot open", dir.path_of(name));
+  }
+  return LockFile(std::move(fd), dir.path_of(name));
+}
+
+LockFile LockFile::open_existing(const Dir& dir, const std::string& name) {
+  Fd fd = dir.try_open(name, O_RDONLY);
+  if (!fd) {
+    if (errno == ENOENT) {
+      return {};
+    }
+    throw_errno("cannot open", dir.path_of(name));
+  }
+  return LockFile(std::move(fd), dir.path_of(name));
+}
+
+void LockFile::lock(bool exclusive) const { sys::lock(m_fd.get(), exclusive, m_what); }
+
+bool LockFile::try_lock(bool exclusive) const { return sys::try_lock(m_fd.get(), exclusive, m_what); }
+
+void LockFile::unlock() const { sys::unlock(m_fd.get()); }
+
 Fd open_path(const std::string& path, int flags, mode_t mode) { return Fd(::open(path.c_str(), flags | O_CLOEXEC, mode)); }
 
 int dev_null() {
@@ -499,6 +524,29 @@ std::pair<Fd, Fd> make_pipe(std::string_view what) {
     throw_errno("cannot create a pipe for", what);
   }
   return {Fd(p[0]), Fd(p[1])};
+}
+
+void Child::signal_group(int sig) const { sys::signal_group(m_pid, sig); }
+
+std::optional<int> Child::try_reap() {
+  if (m_pid <= 0) {
+    return std::nullopt;
+  }
+  int status = 0;
+  pid_t r = 0;
+  while ((r = ::waitpid(m_pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r <= 0) {
+    return std::nullopt; // still running (or, r < 0, not our child: nothing to reap)
+  }
+  m_pid = 0;
+  return status;
+}
+
+int Child::wait() {
+  const int status = wait_for(m_pid);
+  m_pid = 0;
+  return status;
 }
 
 std::optional<Reaped> reap_any() {

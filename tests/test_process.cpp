@@ -18,11 +18,7 @@ using namespace queuectl;
 
 namespace {
 int run(SpawnSpec spec) {
-  const pid_t pid = spawn_job(spec);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
+  return spawn_job(spec).wait();
 }
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p);

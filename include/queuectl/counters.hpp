@@ -6,6 +6,7 @@
 #pragma once
 
 #include "queuectl/fd.hpp"
+#include "queuectl/sys.hpp"
 #include "queuectl/job.hpp"
 
 #include <array>
@@ -64,7 +65,7 @@ public:
 
 private:
   const Spool& m_spool;
-  Fd m_file; // opened by the first add()
+  sys::LockFile m_file; // opened by the first add()
 };
 
 } // namespace queuectl

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "queuectl/job.hpp"
+#include "queuectl/sys.hpp"
 
 #include <sys/types.h>
 
@@ -22,9 +23,9 @@ struct SpawnSpec {
 // Starts the command (vfork + execve of /bin/sh) in a new process group (pgid = pid) with an empty
 // signal mask (see sys::reset_ignored_signals for the dispositions). The calling process
 // must have no signal handlers that could run in the vfork child before it execs (the
-// worker handles signals through a signalfd). Returns its pid. Throws Error(failure)
+// worker handles signals through a signalfd). Returns it, to be reaped. Throws Error(failure)
 // when it cannot start (e.g. cwd missing), with the reason.
-pid_t spawn_job(const SpawnSpec& spec);
+sys::Child spawn_job(const SpawnSpec& spec);
 
 // Maps a wait status to the job's exit_code: the exit status, or 128+N for signal N.
 int exit_code_of(int wait_status);

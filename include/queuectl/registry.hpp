@@ -46,7 +46,7 @@ public:
   void set_job(const std::optional<std::string>& id);
   // Drops the lock without removing the file: for a forked child that must not hold it.
   void abandon() {
-    m_lock.reset();
+    m_lock = {};
     m_job.reset();
     m_dir = nullptr;
   }
@@ -55,7 +55,7 @@ private:
   const sys::Dir* m_dir = nullptr; // the spool's workers/
   std::string m_name;
   std::string m_job_name;
-  Fd m_lock;
+  sys::LockFile m_lock;
   Fd m_job; // worker-<pid>.job, open for pwrite
 
 };

@@ -141,6 +141,34 @@ private:
   std::string m_path;
 };
 
+// A file held under flock(2): the lock goes with the last descriptor of the open file
+// (ours, or a child's that inherited it), so a process that dies never leaves it held.
+class LockFile {
+public:
+  LockFile() = default;
+  LockFile(Fd fd, std::string what) : m_fd(std::move(fd)), m_what(std::move(what)) {}
+  // Opens `name` in `dir` for reading and writing, creating it with `mode`.
+  static LockFile open(const Dir& dir, const std::string& name, mode_t mode);
+  // Opens an existing `name` read-only; an empty LockFile when it does not exist.
+  static LockFile open_existing(const Dir& dir, const std::string& name);
+
+  // Waits for the lock (retries EINTR).
+  void lock(bool exclusive = true) const;
+  // False when another open file holds it.
+  bool try_lock(bool exclusive = true) const;
+  void unlock() const;
+
+  int fd() const { return m_fd.get(); }
+  const std::string& what() const { return m_what; }
+  explicit operator bool() const { return static_cast<bool>(m_fd); }
+  // The descriptor, leaving this empty (to hand the lock on).
+  Fd release() { return std::move(m_fd); }
+
+private:
+  Fd m_fd;
+  std::string m_what; // the file's path, for messages
+};
+
 // --- processes -----------------------------------------------------------------------
 
 pid_t own_pid();
@@ -199,6 +227,30 @@ struct Spawned {
   int error = 0;             // errno of the failed chdir or exec (then pid has been reaped)
   bool failed_chdir = false;
 };
+// A started process that leads its own process group: it signals the group and reaps
+// the leader (only this object reaps it, so its pid cannot be reused while it is held).
+class Child {
+public:
+  Child() = default;
+  explicit Child(pid_t pid) : m_pid(pid) {}
+  Child(Child&& o) noexcept : m_pid(std::exchange(o.m_pid, 0)) {}
+  Child& operator=(Child&& o) noexcept {
+    m_pid = std::exchange(o.m_pid, 0);
+    return *this;
+  }
+
+  pid_t pid() const { return m_pid; }
+  // Signals every process of its group (a group already gone is no error).
+  void signal_group(int sig) const;
+  // waitpid(WNOHANG): its wait status once it has exited (then this is empty).
+  std::optional<int> try_reap();
+  // Blocks until it exits: its wait status.
+  int wait();
+
+private:
+  pid_t m_pid = 0;
+};
+
 // Starts the process with an empty signal mask and default dispositions (see
 // reset_ignored_signals). With `own_group`, no signal sent to this process's group can
 // reach it, however the two race: it starts with every signal blocked and drops those

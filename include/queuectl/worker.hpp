@@ -2,26 +2,131 @@
 // time, runs it, records the outcome, and recovers jobs of dead workers.
 #pragma once
 
+#include "queuectl/clock.hpp"
+#include "queuectl/committer.hpp"
+#include "queuectl/config.hpp"
+#include "queuectl/counters.hpp"
 #include "queuectl/job_index.hpp"
+#include "queuectl/lock_waiters.hpp"
+#include "queuectl/registry.hpp"
+#include "queuectl/sys.hpp"
+#include "queuectl/transition.hpp"
 
 #include <sys/types.h>
 
 #include <filesystem>
-#include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace queuectl {
 
-// Where a worker reports what an operator should see (failures, recoveries, errors).
-using LogSink = std::function<void(std::string_view line)>;
+class Spool;
 
-// Runs a worker on the spool until SIGTERM, SIGINT or SIGHUP (finish the running job,
-// then return 0) or SIGUSR1 (kill the running job's process group, record the run as
-// failed, return 0). Those signals must be blocked by the caller (they are read from a
-// signalfd). Writes one byte to `ready_fd` (if >= 0) and closes it once the worker is
-// registered, has recovered abandoned jobs and indexed the waiting ones: those of
-// `snapshot` (its supervisor's, inherited through fork; or empty) and any others.
-// Throws Error when the spool cannot be used.
+struct WorkerTimes {
+  Micros kill_grace = 2'000'000;     // SIGTERM -> SIGKILL of a job's process group
+  Micros recover_every = 4'000'000;  // backstop: abandoned jobs are found within 5 s
+  Micros rescan_every = 60'000'000;  // backstop in case inotify missed something
+  Micros sweep_every = 60'000'000;   // leftovers of dead processes in tmp/
+  // A run's start is written into the job file only once the run has lasted this long: a
+  // shorter run's outcome is written instead (see Transitions::claim).
+  Micros record_start_after = 50'000;
+  CommitGrouping grouping;
+};
+
+// A job's command while it runs: its process group, and the clock that ends it. Its
+// timeout, or `worker stop --now`, sends the group SIGTERM, and SIGKILL `grace` later if
+// anything of it is left; the run's result says which ended it.
+class RunningJob {
+public:
+  // `timeout` in seconds, 0 for none.
+  RunningJob(Claimed claim, sys::Child child, Micros started, double timeout, Micros grace);
+
+  // Sends what is due at `now`: SIGTERM at the deadline, SIGKILL after the grace.
+  void tick(Micros now);
+  // When tick() next has something to do (nullopt: nothing).
+  std::optional<Micros> next_tick() const;
+  // SIGTERM now (once), SIGKILL after the grace.
+  void stop_now(Micros now);
+  // Its wait status, once the command has exited.
+  std::optional<int> try_reap() { return m_child.try_reap(); }
+  // What the run's end means for the job: the exit code, and the error ("" for success).
+  RunResult result(int wait_status) const;
+
+  Claimed& claim() { return m_claim; }
+  const Claimed& claim() const { return m_claim; }
+  Micros started() const { return m_started; }
+
+private:
+  void terminate(Micros now);
+
+  Claimed m_claim;
+  sys::Child m_child;
+  Micros m_started;
+  Micros m_deadline; // 0: no timeout
+  Micros m_grace;
+  Micros m_kill_at = 0; // SIGKILL the group at this time (after SIGTERM)
+  bool m_timed_out = false;
+  bool m_stopped = false;
+};
+
+// One worker. The caller must block SIGTERM, SIGINT, SIGHUP, SIGCHLD and SIGUSR1 (they
+// are read from a signalfd) and have no signal handlers (see spawn_job).
+class Worker {
+public:
+  Worker(Spool& spool, pid_t supervisor, const LogSink& log, WorkerTimes times = {});
+
+  // Runs until SIGTERM, SIGINT or SIGHUP (finish the running job, then return 0) or
+  // SIGUSR1 (end the running job's process group, record the run as failed, return 0).
+  // Writes one byte to `ready_fd` (if >= 0) and closes it once the worker is registered,
+  // has recovered abandoned jobs and indexed the waiting ones: those of `snapshot` and
+  // any others.
+  int run(int ready_fd, IndexSnapshot snapshot);
+
+private:
+  void setup_events();
+  void index_file(JobState s, std::string_view name);
+  void drain_inotify();
+  void drain_signals();
+  void start_next(Micros now);
+  void launch(Claimed c, Micros now);
+  void finish(int status, Micros now);
+  void conclude(Claimed c, const RunResult& r, Micros now, std::optional<double> seconds = std::nullopt);
+  void record_start();
+  void recover();
+  void recover_released();
+  void sweep();
+  void rescan(Micros now);
+  void append_log(int fd, const std::string& text);
+  int poll_timeout(Micros now) const;
+  const Config& config() { return m_config.get(m_spool.root_dir()); }
+
+  Spool& m_spool;
+  const LogSink& m_log;
+  const WorkerTimes m_times;
+  Registration m_reg;
+  Transitions m_tx;
+  Counters m_counters; // this thread's (the committer has its own)
+  JobIndex m_index;
+  LockWaiters m_waiters;
+  std::optional<sys::Watch> m_watch;
+  std::optional<sys::SignalFd> m_signals;
+  int m_wd_pending = -1;
+  int m_wd_failed = -1;
+  std::optional<RunningJob> m_run;
+  bool m_stopping = false;
+  bool m_rescan = false;
+  Micros m_next_recover = 0;
+  Micros m_next_rescan = 0;
+  Micros m_next_sweep = 0;
+  std::int64_t m_default_priority = 0;
+  pid_t m_pid;
+  ConfigCache m_config;
+  Committer m_committer; // last: joined before the rest is destroyed
+};
+
+// A worker process's main: `Worker(...).run(...)` on the spool at `root`, after setting
+// the signal dispositions a worker needs. Throws Error when the spool cannot be used.
 int run_worker(const std::filesystem::path& root, pid_t supervisor, IndexSnapshot snapshot, int ready_fd,
                const LogSink& log);
 
