@@ -27,8 +27,9 @@ Apps wire(CLI::App& app, Args& a) {
     const auto space = path.rfind(' ');
     CLI::App* parent = &app;
     if (space != std::string::npos) {
-      parent = std::find_if(apps.begin(), apps.end(), [&](const auto& p) { return path.substr(0, space) == p.first->path; })
-                   ->second;
+      parent = std::find_if(apps.begin(), apps.end(), [&](const auto& p) {
+                 return path.substr(0, space) == p.first->path;
+               })->second;
     }
     CLI::App* sub = parent->add_subcommand(path.substr(space == std::string::npos ? 0 : space + 1), c.help);
     if (!c.run) {
@@ -148,8 +149,9 @@ int run(int argc, char** argv, const ServeFn& serve) {
   app.require_subcommand(1);
   app.footer("Run 'queuectl COMMAND --help' for a command's options; see queuectl(1).");
   Args a;
-  app.add_option("--spool", a.spool,
-                 "spool directory (default: $QUEUECTL_SPOOL, else /var/spool/queuectl for root, else ~/.local/state/queuectl)")
+  app.add_option(
+         "--spool", a.spool,
+         "spool directory (default: $QUEUECTL_SPOOL, else /var/spool/queuectl for root, else ~/.local/state/queuectl)")
       ->type_name("DIR");
   const Apps apps = wire(app, a);
   try {

@@ -19,9 +19,15 @@ namespace queuectl::cli {
 
 namespace {
 
-void out(std::string_view s) { sys::write_all(STDOUT_FILENO, s, "standard output"); }
-void out_json(const Json& j) { out(j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n"); }
-std::string plural(std::size_t n, const char* one, const char* many) { return fmt::format("{} {}", n, n == 1 ? one : many); }
+void out(std::string_view s) {
+  sys::write_all(STDOUT_FILENO, s, "standard output");
+}
+void out_json(const Json& j) {
+  out(j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
+}
 
 // A check on a numeric option that says in words what it expects (CLI11's own says
 // "Could not convert" or quotes the largest double).
@@ -30,7 +36,8 @@ CLI::Validator number(bool integer, double min, const char* what) {
       [=](std::string& s) {
         char* end = nullptr;
         errno = 0;
-        const double v = integer ? static_cast<double>(std::strtoll(s.c_str(), &end, 10)) : std::strtod(s.c_str(), &end);
+        const double v =
+            integer ? static_cast<double>(std::strtoll(s.c_str(), &end, 10)) : std::strtod(s.c_str(), &end);
         const bool ok = !s.empty() && *end == '\0' && errno == 0 && std::isfinite(v) && v >= min;
         return ok ? std::string() : fmt::format("expected {}, got '{}'", what, s);
       },
@@ -47,7 +54,8 @@ std::optional<JobState> state_of(const std::string& s, bool finished_only) {
   const auto st = parse_state(s);
   if (!st || (finished_only && *st != JobState::completed && *st != JobState::dead)) {
     bad_usage(fmt::format("invalid state '{}': expected {}", s,
-                          finished_only ? "completed (or done) or dead" : "pending, processing, failed, completed (or done), dead"));
+                          finished_only ? "completed (or done) or dead"
+                                        : "pending, processing, failed, completed (or done), dead"));
   }
   return st;
 }
@@ -61,24 +69,40 @@ void check_ids(const std::vector<std::string>& ids) {
 }
 
 void enqueue_options(CLI::App& c, Args& a) {
-  c.add_option("json", a.enq.json, "the job as a JSON object, or - to read one object per line from stdin")->type_name("JSON|-");
+  c.add_option("json", a.enq.json, "the job as a JSON object, or - to read one object per line from stdin")
+      ->type_name("JSON|-");
   c.add_option("--command", a.enq.command, "shell command to run (instead of a JSON job)")->type_name("CMD");
   c.add_option("--id", a.enq.id, "job id (default: generated, time-ordered)")->type_name("ID");
-  c.add_option("--priority", a.enq.priority, "higher runs first (default: config priority)")->type_name("N")->check(k_integer);
+  c.add_option("--priority", a.enq.priority, "higher runs first (default: config priority)")
+      ->type_name("N")
+      ->check(k_integer);
   c.add_option("--max-retries", a.enq.max_retries, "retries after the first failure (default: config max-retries)")
-      ->type_name("N")->check(k_count);
-  c.add_option("--timeout", a.enq.timeout, "seconds before the job is killed (0 = none)")->type_name("SEC")->check(k_seconds);
+      ->type_name("N")
+      ->check(k_count);
+  c.add_option("--timeout", a.enq.timeout, "seconds before the job is killed (0 = none)")
+      ->type_name("SEC")
+      ->check(k_seconds);
   auto* at = c.add_option("--run-at", a.enq.run_at, "do not run before this RFC 3339 time")->type_name("TIME");
-  c.add_option("--delay", a.enq.delay, "do not run for this many seconds")->type_name("SEC")->check(k_seconds)->excludes(at);
+  c.add_option("--delay", a.enq.delay, "do not run for this many seconds")
+      ->type_name("SEC")
+      ->check(k_seconds)
+      ->excludes(at);
   c.add_option("--cwd", a.enq.cwd, "directory to run in (relative: to the current one)")->type_name("DIR");
   c.add_option("--env", a.enq.env, "set an environment variable for the job (repeatable)")
-      ->type_name("NAME=VALUE")->allow_extra_args(false);
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
 }
 
-void id_option(CLI::App& c, Args& a) { c.add_option("id", a.id, "job id")->required()->type_name("ID"); }
-void json_flag(CLI::App& c, Args& a, const char* what) { c.add_flag("--json", a.json, what); }
+void id_option(CLI::App& c, Args& a) {
+  c.add_option("id", a.id, "job id")->required()->type_name("ID");
+}
+void json_flag(CLI::App& c, Args& a, const char* what) {
+  c.add_flag("--json", a.json, what);
+}
 void older_option(CLI::App& c, Args& a) {
-  c.add_option("--older-than", a.older_than, "only jobs last updated more than SEC seconds ago")->type_name("SEC")->check(k_seconds);
+  c.add_option("--older-than", a.older_than, "only jobs last updated more than SEC seconds ago")
+      ->type_name("SEC")
+      ->check(k_seconds);
 }
 
 const Command k_commands[] = {
@@ -92,9 +116,11 @@ const Command k_commands[] = {
        return 0;
      },
      [](Args& a, bool new_spool) {
-       a.enq_checked = cmd::prepare_enqueue(a.enq, [] { return sys::read_all(STDIN_FILENO, "standard input"); }, new_spool);
+       a.enq_checked = cmd::prepare_enqueue(
+           a.enq, [] { return sys::read_all(STDIN_FILENO, "standard input"); }, new_spool);
      }},
-    {"status", "count jobs per state and live workers", false, [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
+    {"status", "count jobs per state and live workers", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
      [](Call& c) {
        const Json j = cmd::status(c.spool);
        out(c.a.json ? j.dump() + "\n" : status_lines(j));
@@ -102,7 +128,8 @@ const Command k_commands[] = {
      }},
     {"list", "list jobs, oldest first", false,
      [](CLI::App& c, Args& a) {
-       c.add_option("--state", a.state, "only this state: pending, processing, failed, completed (done), dead")->type_name("STATE");
+       c.add_option("--state", a.state, "only this state: pending, processing, failed, completed (done), dead")
+           ->type_name("STATE");
        c.add_option("--limit", a.limit, "print at most N jobs")->type_name("N")->check(k_count);
        json_flag(c, a, "print a JSON array of the jobs as stored");
      },
@@ -112,7 +139,11 @@ const Command k_commands[] = {
        return 0;
      },
      [](Args& a, bool) { state_of(a.state, false); }},
-    {"show", "print a job's JSON", false, [](CLI::App& c, Args& a) { id_option(c, a); json_flag(c, a, "print JSON (the default; accepted for scripts)"); },
+    {"show", "print a job's JSON", false,
+     [](CLI::App& c, Args& a) {
+       id_option(c, a);
+       json_flag(c, a, "print JSON (the default; accepted for scripts)");
+     },
      [](Call& c) {
        out_json(cmd::show(c.spool, c.a.id));
        return 0;
@@ -176,11 +207,13 @@ const Command k_commands[] = {
      }},
     {"dlq purge", "delete dead jobs (and their logs and original files)", false, older_option,
      [](Call& c) {
-       out(fmt::format("purged {}\n", plural(cmd::purge(c.spool, JobState::dead, c.a.older_than), "dead job", "dead jobs")));
+       out(fmt::format("purged {}\n",
+                       plural(cmd::purge(c.spool, JobState::dead, c.a.older_than), "dead job", "dead jobs")));
        return 0;
      }},
     {"config", "show and change the spool's settings", false, nullptr, nullptr},
-    {"config list", "print every setting, defaults included", false, [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
+    {"config list", "print every setting, defaults included", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
      [](Call& c) {
        const auto settings = cmd::config_list(c.spool);
        if (!c.a.json) {
@@ -195,7 +228,9 @@ const Command k_commands[] = {
        return 0;
      }},
     {"config get", "print one setting's value", false,
-     [](CLI::App& c, Args& a) { c.add_option("key", a.key, "max-retries, backoff-base, backoff-max, timeout or priority")->required(); },
+     [](CLI::App& c, Args& a) {
+       c.add_option("key", a.key, "max-retries, backoff-base, backoff-max, timeout or priority")->required();
+     },
      [](Call& c) {
        out(format_value(cmd::config_get(c.spool, c.a.key)) + "\n");
        return 0;
@@ -221,7 +256,9 @@ const Command k_commands[] = {
     {"worker", "run, stop and inspect worker processes", false, nullptr, nullptr},
     {"worker start", "run N workers under a supervisor in the foreground", true,
      [](CLI::App& c, Args& a) {
-       c.add_option("-c,--count", a.count, "number of worker processes (default 1)")->type_name("N")->check(CLI::Range(1, 1024));
+       c.add_option("-c,--count", a.count, "number of worker processes (default 1)")
+           ->type_name("N")
+           ->check(CLI::Range(1, 1024));
        c.add_flag("-d,--detach", a.detach, "run in the background; print the supervisor's and workers' PIDs");
      },
      [](Call& c) {
@@ -241,7 +278,8 @@ const Command k_commands[] = {
      },
      [](Call& c) {
        const std::size_t n = cmd::stop_workers(c.spool, c.a.now);
-       out(n == 0 ? std::string("no workers were running\n") : fmt::format("stopped {}\n", plural(n, "worker process", "worker processes")));
+       out(n == 0 ? std::string("no workers were running\n")
+                  : fmt::format("stopped {}\n", plural(n, "worker process", "worker processes")));
        return 0;
      }},
     {"worker status", "list worker processes and the job each runs", false,
@@ -258,16 +296,19 @@ const Command k_commands[] = {
      }},
     {"serve", "serve the REST API, /metrics and the web dashboard", false,
      [](CLI::App& c, Args& a) {
-       c.add_option("--listen", a.listen, "address and port to listen on (default 127.0.0.1:8080; port 0: any free port)")
+       c.add_option("--listen", a.listen,
+                    "address and port to listen on (default 127.0.0.1:8080; port 0: any free port)")
            ->type_name("HOST:PORT");
-       c.add_option("--token-file", a.token_file, "require the token in this file for every request")->type_name("FILE");
+       c.add_option("--token-file", a.token_file, "require the token in this file for every request")
+           ->type_name("FILE");
      },
      [](Call& c) { return c.serve(c.spool.root(), c.a.listen, c.a.token_file, c.argc, c.argv); }},
 };
 
-
 } // namespace
 
-std::span<const Command> commands() { return k_commands; }
+std::span<const Command> commands() {
+  return k_commands;
+}
 
 } // namespace queuectl::cli

@@ -84,8 +84,7 @@ std::string format_time(Micros t) {
   unsigned m = 0;
   unsigned d = 0;
   civil_from_days(days, y, m, d);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, rem / 3600,
-                     rem / 60 % 60, rem % 60, frac);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, rem / 3600, rem / 60 % 60, rem % 60, frac);
 }
 
 std::optional<Micros> parse_time(std::string_view s) {
@@ -95,15 +94,15 @@ std::optional<Micros> parse_time(std::string_view s) {
   int hh = 0;
   int mm = 0;
   int ss = 0;
-  if (!take_digits(s, 4, year) || !take_char(s, '-') || !take_digits(s, 2, mon) ||
-      !take_char(s, '-') || !take_digits(s, 2, day)) {
+  if (!take_digits(s, 4, year) || !take_char(s, '-') || !take_digits(s, 2, mon) || !take_char(s, '-') ||
+      !take_digits(s, 2, day)) {
     return std::nullopt;
   }
   if (!take_char(s, 'T') && !take_char(s, 't') && !take_char(s, ' ')) {
     return std::nullopt;
   }
-  if (!take_digits(s, 2, hh) || !take_char(s, ':') || !take_digits(s, 2, mm) ||
-      !take_char(s, ':') || !take_digits(s, 2, ss)) {
+  if (!take_digits(s, 2, hh) || !take_char(s, ':') || !take_digits(s, 2, mm) || !take_char(s, ':') ||
+      !take_digits(s, 2, ss)) {
     return std::nullopt;
   }
   if (mon < 1 || mon > 12 || day < 1 || hh > 23 || mm > 59 || ss > 60) {
@@ -138,8 +137,7 @@ std::optional<Micros> parse_time(std::string_view s) {
     s.remove_prefix(1);
     int oh = 0;
     int om = 0;
-    if (!take_digits(s, 2, oh) || !take_char(s, ':') || !take_digits(s, 2, om) || oh > 23 ||
-        om > 59) {
+    if (!take_digits(s, 2, oh) || !take_char(s, ':') || !take_digits(s, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
     offset_min = sign * (oh * 60 + om);
@@ -150,8 +148,8 @@ std::optional<Micros> parse_time(std::string_view s) {
     return std::nullopt;
   }
   const std::int64_t days = days_from_civil(year, static_cast<unsigned>(mon), static_cast<unsigned>(day));
-  const std::int64_t secs = days * 86400 + hh * 3600 + mm * 60 + std::min(ss, 59) -
-                            static_cast<std::int64_t>(offset_min) * 60;
+  const std::int64_t secs =
+      days * 86400 + hh * 3600 + mm * 60 + std::min(ss, 59) - static_cast<std::int64_t>(offset_min) * 60;
   return secs * 1'000'000 + frac;
 }
 

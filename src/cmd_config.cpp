@@ -1,13 +1,16 @@
 // config list, get, set, unset: the spool's settings (config.json).
 #include "queuectl/commands.hpp"
-
 #include "queuectl/config.hpp"
 
 namespace queuectl::cmd {
 
-std::vector<std::pair<std::string, Json>> config_list(const Spool& spool) { return spool.load_config().list(); }
+std::vector<std::pair<std::string, Json>> config_list(const Spool& spool) {
+  return spool.load_config().list();
+}
 
-Json config_get(const Spool& spool, const std::string& key) { return spool.load_config().get(key); }
+Json config_get(const Spool& spool, const std::string& key) {
+  return spool.load_config().get(key);
+}
 
 void config_set(const Spool& spool, const std::string& key, const std::string& value) {
   Config c = spool.load_config();

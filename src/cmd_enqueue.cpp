@@ -1,6 +1,5 @@
 // `enqueue`: its arguments checked and turned into overrides, then jobs enqueued.
 #include "queuectl/commands.hpp"
-
 #include "queuectl/error.hpp"
 
 #include <fmt/format.h>
@@ -16,7 +15,8 @@ Micros run_at_of(const EnqueueArgs& a) {
   if (a.run_at) {
     const auto t = parse_time(*a.run_at);
     if (!t) {
-      bad_usage(fmt::format("invalid --run-at '{}': expected an RFC 3339 time such as 2026-11-23T05:00:00Z", *a.run_at));
+      bad_usage(
+          fmt::format("invalid --run-at '{}': expected an RFC 3339 time such as 2026-11-23T05:00:00Z", *a.run_at));
     }
     return *t;
   }
@@ -48,8 +48,8 @@ std::pair<std::string, std::string> env_of(const std::string& kv) {
   }
   std::string name = kv.substr(0, eq);
   if (!valid_env_name(name)) {
-    bad_usage(fmt::format("--env '{}': '{}' is not a variable name (letters, digits and '_', not starting with a digit)",
-                          kv, name));
+    bad_usage(fmt::format(
+        "--env '{}': '{}' is not a variable name (letters, digits and '_', not starting with a digit)", kv, name));
   }
   return {std::move(name), kv.substr(eq + 1)};
 }

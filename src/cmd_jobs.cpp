@@ -1,6 +1,5 @@
 // status, list, show, logs, cancel, dlq retry and purge: what the faces ask of jobs.
 #include "queuectl/commands.hpp"
-
 #include "queuectl/counters.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/registry.hpp"
@@ -33,7 +32,9 @@ Json jobs_json(const std::vector<StoredJob>& jobs) {
   return arr;
 }
 
-Json show(const Spool& spool, const std::string& id) { return spool.load(id).job.json(); }
+Json show(const Spool& spool, const std::string& id) {
+  return spool.load(id).job.json();
+}
 
 std::string log_text(const Spool& spool, const std::string& id) {
   if (const Fd log = spool.open_log(id)) {

@@ -1,6 +1,5 @@
 // worker start, stop and status: the supervisor and its workers, as the faces see them.
 #include "queuectl/commands.hpp"
-
 #include "queuectl/registry.hpp"
 #include "queuectl/supervisor.hpp"
 
@@ -10,17 +9,25 @@ Json worker_status(const Spool& spool) {
   Json arr = Json::array();
   for (const WorkerInfo& w : live_records(spool)) {
     if (w.kind == RecordKind::worker) {
-      arr.push_back({{"pid", w.pid}, {"supervisor", w.supervisor}, {"since", w.since},
+      arr.push_back({{"pid", w.pid},
+                     {"supervisor", w.supervisor},
+                     {"since", w.since},
                      {"job", w.job ? Json(*w.job) : Json(nullptr)}});
     }
   }
   return arr;
 }
 
-int start_workers(const Spool& spool, int count) { return run_supervisor(spool.root(), count, -1); }
+int start_workers(const Spool& spool, int count) {
+  return run_supervisor(spool.root(), count, -1);
+}
 
-std::vector<pid_t> start_workers_detached(const Spool& spool, int count) { return start_detached(spool.root(), count); }
+std::vector<pid_t> start_workers_detached(const Spool& spool, int count) {
+  return start_detached(spool.root(), count);
+}
 
-std::size_t stop_workers(const Spool& spool, bool now) { return stop_all(spool, now); }
+std::size_t stop_workers(const Spool& spool, bool now) {
+  return stop_all(spool, now);
+}
 
 } // namespace queuectl::cmd

@@ -11,8 +11,7 @@
 namespace queuectl {
 
 Committer::Committer(Spool& spool, const LogSink& log, CommitGrouping grouping)
-    : m_spool(spool), m_log(log), m_grouping(grouping), m_counters(spool), m_tx(spool),
-      m_thread([this] { loop(); }) {}
+    : m_log(log), m_grouping(grouping), m_counters(spool), m_tx(spool), m_thread([this] { loop(); }) {}
 
 void Committer::push(Item item) {
   {

@@ -21,9 +21,9 @@ enum class Kind { integer, number };
 struct KeyInfo {
   const char* name;
   Kind kind;
-  double min;        // inclusive lower bound; -inf for none
+  double min; // inclusive lower bound; -inf for none
   double def;
-  const char* what;  // for messages
+  const char* what; // for messages
 };
 
 const KeyInfo k_keys[] = {
@@ -50,7 +50,9 @@ Json number_json(double v) {
   return v;
 }
 
-double as_double(const Json& v, double dflt) { return v.is_number() ? v.get<double>() : dflt; }
+double as_double(const Json& v, double dflt) {
+  return v.is_number() ? v.get<double>() : dflt;
+}
 
 } // namespace
 
@@ -108,9 +110,7 @@ void Config::set(std::string_view key, std::string_view value) {
   const std::string k = canonical_key(key);
   const KeyInfo& ki = info(k);
   const std::string text(value);
-  const auto bad = [&] {
-    bad_usage(fmt::format("invalid value '{}' for {}: expected {}", value, k, ki.what));
-  };
+  const auto bad = [&] { bad_usage(fmt::format("invalid value '{}' for {}: expected {}", value, k, ki.what)); };
   if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) {
     bad();
   }
@@ -152,10 +152,16 @@ JobDefaults Config::job_defaults() const {
   return d;
 }
 
-double Config::backoff_base() const { return as_double(get("backoff-base"), 2); }
-double Config::backoff_max() const { return as_double(get("backoff-max"), 3600); }
+double Config::backoff_base() const {
+  return as_double(get("backoff-base"), 2);
+}
+double Config::backoff_max() const {
+  return as_double(get("backoff-max"), 3600);
+}
 
-std::string Config::dump() const { return m_values.dump(2) + "\n"; }
+std::string Config::dump() const {
+  return m_values.dump(2) + "\n";
+}
 
 const Config& ConfigCache::get(const sys::Dir& root) {
   const auto st = root.stat("config.json");

@@ -125,8 +125,7 @@ Job batch_job(const BatchLine& line, const JobOverrides& o, const JobDefaults& d
 namespace {
 
 // Explicit ids are unique within a batch: Error(usage) naming both lines otherwise.
-template <class IdOf>
-void check_unique(const std::vector<BatchLine>& lines, IdOf id_of) {
+template <class IdOf> void check_unique(const std::vector<BatchLine>& lines, IdOf id_of) {
   std::unordered_map<std::string_view, std::size_t> seen;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (const std::optional<std::string_view> id = id_of(i)) {
@@ -151,9 +150,7 @@ void check_batch(std::string_view input, const JobOverrides& o) {
       ids[i] = job.id();
     }
   }
-  check_unique(lines, [&](std::size_t i) {
-    return ids[i] ? std::optional<std::string_view>(*ids[i]) : std::nullopt;
-  });
+  check_unique(lines, [&](std::size_t i) { return ids[i] ? std::optional<std::string_view>(*ids[i]) : std::nullopt; });
 }
 
 namespace {

@@ -21,8 +21,12 @@ void throw_errno(std::string_view what, std::string_view path, int err) {
   throw Error(Exit::failure, msg);
 }
 
-void fail(const std::string& msg) { throw Error(Exit::failure, msg); }
+void fail(const std::string& msg) {
+  throw Error(Exit::failure, msg);
+}
 
-void bad_usage(const std::string& msg) { throw Error(Exit::usage, msg); }
+void bad_usage(const std::string& msg) {
+  throw Error(Exit::usage, msg);
+}
 
 } // namespace queuectl

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -50,8 +49,8 @@ bool valid_id(std::string_view id) {
     return false; // a leading '-' would read as an option on every command line
   }
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) {
       return false;
     }
@@ -318,9 +317,13 @@ std::string Job::text(const char* name) const {
   return it != m_json.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-std::string Job::id() const { return text("id"); }
+std::string Job::id() const {
+  return text("id");
+}
 
-std::string Job::command() const { return text("command"); }
+std::string Job::command() const {
+  return text("command");
+}
 
 namespace {
 std::int64_t int_field(const Json& j, const char* name, std::int64_t dflt) {
@@ -329,9 +332,15 @@ std::int64_t int_field(const Json& j, const char* name, std::int64_t dflt) {
 }
 } // namespace
 
-std::int64_t Job::attempts() const { return int_field(m_json, "attempts", 0); }
-std::int64_t Job::max_retries() const { return int_field(m_json, "max_retries", 3); }
-std::int64_t Job::priority() const { return int_field(m_json, "priority", 0); }
+std::int64_t Job::attempts() const {
+  return int_field(m_json, "attempts", 0);
+}
+std::int64_t Job::max_retries() const {
+  return int_field(m_json, "max_retries", 3);
+}
+std::int64_t Job::priority() const {
+  return int_field(m_json, "priority", 0);
+}
 
 double Job::timeout() const {
   const auto it = m_json.find("timeout");

@@ -59,8 +59,8 @@ std::optional<Micros> JobIndex::next_due() const {
   return m_timers.top().due;
 }
 
-IndexEntry index_entry(const std::string& id, JobState from, std::string_view content,
-                       std::int64_t default_priority, Micros fallback_created) {
+IndexEntry index_entry(const std::string& id, JobState from, std::string_view content, std::int64_t default_priority,
+                       Micros fallback_created) {
   IndexEntry e;
   e.id = id;
   e.from = from;

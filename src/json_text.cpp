@@ -6,7 +6,9 @@ namespace queuectl {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Where a value that starts at `pos` ends: the first ',' '}' or ']' outside strings at
 // the depth it started, or the end of the text. Counts the deepest nesting on the way.
@@ -130,7 +132,7 @@ Json salvage_members(std::string_view t) {
     const std::size_t end = value_end(t, pos, deepest);
     const std::optional<Json> name = parse_json_text(key, ignored);
     // A member's value sits one level inside the object: it may nest one level less.
-    const std::optional<Json> value =
+    std::optional<Json> value =
         deepest < k_max_json_depth ? parse_json_text(t.substr(pos, end - pos), ignored) : std::nullopt;
     if (name && name->is_string() && value) {
       out[name->get<std::string>()] = std::move(*value);

@@ -13,7 +13,9 @@ namespace queuectl {
 namespace {
 
 // Copies what is new in `log` to `out`.
-void copy_new(int log, int out) { sys::write_all(out, sys::read_all(log, "the job's log"), "standard output"); }
+void copy_new(int log, int out) {
+  sys::write_all(out, sys::read_all(log, "the job's log"), "standard output");
+}
 
 bool finished(std::optional<JobState> s) {
   return !s || *s == JobState::completed || *s == JobState::dead;

@@ -34,10 +34,13 @@ constexpr CounterRow k_counters[] = {
 
 constexpr Family k_jobs{"queuectl_jobs", "gauge", "Jobs in each state."};
 constexpr Family k_workers{"queuectl_workers", "gauge", "Live worker processes."};
-constexpr Family k_oldest{"queuectl_oldest_pending_age_seconds", "gauge", "Age of the oldest pending job (0 when none)."};
+constexpr Family k_oldest{"queuectl_oldest_pending_age_seconds", "gauge",
+                          "Age of the oldest pending job (0 when none)."};
 constexpr Family k_duration{"queuectl_job_duration_seconds", "histogram", "Run time of completed runs."};
 
-void header(std::string& out, const Family& f) { out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type); }
+void header(std::string& out, const Family& f) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type);
+}
 
 // The oldest pending job by its file's modification time: one fstatat per entry.
 double oldest_pending_age(const Spool& spool) {

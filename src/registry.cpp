@@ -8,14 +8,15 @@
 
 #include <fmt/format.h>
 
-
 namespace queuectl {
 
 namespace {
 constexpr std::string_view k_sup_prefix = "supervisor-";
 constexpr std::string_view k_worker_prefix = "worker-";
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 constexpr std::size_t k_job_record_size = 130; // a 128-byte id, padding, newline
 
 bool ends_with(std::string_view s, std::string_view x) {
@@ -23,8 +24,7 @@ bool ends_with(std::string_view s, std::string_view x) {
 }
 } // namespace
 
-Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor, int count)
-    : m_dir(&spool.workers()) {
+Registration::Registration(const Spool& spool, RecordKind kind, pid_t supervisor, int count) : m_dir(&spool.workers()) {
   const pid_t pid = sys::own_pid();
   const bool sup = kind == RecordKind::supervisor;
   m_name = fmt::format("{}{}.json", sup ? k_sup_prefix : k_worker_prefix, pid);
@@ -136,7 +136,7 @@ void wait_for_exit(const Spool& spool, const std::string& file) {
   const sys::LockFile l = sys::LockFile::open_existing(spool.workers(), file);
   if (l) {
     l.lock(false); // shared: granted once the owner's exclusive lock is gone with it
-  } // else: already removed by its owner on exit
+  }                // else: already removed by its owner on exit
 }
 
 } // namespace queuectl

@@ -6,7 +6,6 @@
 int main(int argc, char** argv) {
   return queuectl::cli::run(argc, argv,
                             [](const std::filesystem::path& spool, const std::string& listen,
-                               const std::string& token_file, int, char**) {
-                              return queuectl::serve_command(spool, listen, token_file);
-                            });
+                               const std::string& token_file, int,
+                               char**) { return queuectl::serve_command(spool, listen, token_file); });
 }

@@ -29,7 +29,6 @@
 #include <optional>
 #include <thread>
 
-
 namespace queuectl {
 
 extern const char* const k_dashboard_html; // dashboard.cpp, generated from src/dashboard.html
@@ -68,7 +67,6 @@ void send_error(httplib::Response& res, int status, const std::string& msg) {
   send_json(res, status, Json{{"error", msg}});
 }
 
-
 // ASCII case-insensitive equality (Origin and Host are case-insensitive).
 bool same_text(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -99,7 +97,9 @@ bool bearer_matches(std::string_view header, const std::string& token) {
   return diff == 0;
 }
 
-bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+bool is_wildcard(const std::string& host) {
+  return host == "0.0.0.0" || host == "::";
+}
 
 // Whether a request's Host names this server: the listen address (and, on loopback, the
 // loopback names), with the port we listen on if it has one. A wildcard listen takes any
@@ -112,7 +112,8 @@ bool host_allowed(const ServeOptions& o, int port, std::string_view host) {
     return true;
   }
   std::string_view name = host;
-  if (const auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+  if (const auto colon = host.rfind(':');
+      colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
     if (host.substr(colon + 1) != std::to_string(port)) {
       return false;
     }
@@ -136,8 +137,7 @@ public:
 private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   // Registers `handlers` for `pattern`; every other method gets 405.
-  void route(httplib::Server& svr, const std::string& pattern, std::optional<Handler> get,
-             std::optional<Handler> post);
+  void route(httplib::Server& svr, const std::string& pattern, std::optional<Handler> get, std::optional<Handler> post);
   // Runs a handler, turning queuectl errors into JSON error responses.
   Handler guarded(Handler h);
 
@@ -156,7 +156,7 @@ private:
 };
 
 Api::Handler Api::guarded(Handler h) {
-  return [h](const httplib::Request& req, httplib::Response& res) {
+  return [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
     try {
       h(req, res);
     } catch (const NotFound& e) {
@@ -269,15 +269,16 @@ void Api::install(httplib::Server& svr) {
 
   route(svr, "/", Handler([](const httplib::Request&, httplib::Response& res) {
           res.set_content(k_dashboard_html, "text/html; charset=utf-8");
-        }), std::nullopt);
+        }),
+        std::nullopt);
   route(svr, "/metrics", Handler([this](const httplib::Request&, httplib::Response& res) {
           res.set_content(prometheus_text(m_spool), "text/plain; version=0.0.4");
-        }), std::nullopt);
-  route(svr, "/api/status", Handler([this](const httplib::Request&, httplib::Response& res) {
-          send_json(res, 200, cmd::status(m_spool));
-        }), std::nullopt);
-  route(svr, "/api/jobs",
-        Handler([this](const httplib::Request& req, httplib::Response& res) {
+        }),
+        std::nullopt);
+  route(svr, "/api/status",
+        Handler([this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, cmd::status(m_spool)); }),
+        std::nullopt);
+  route(svr, "/api/jobs", Handler([this](const httplib::Request& req, httplib::Response& res) {
           std::optional<JobState> st;
           if (req.has_param("state")) {
             st = parse_state(req.get_param_value("state"));
@@ -308,8 +309,8 @@ void Api::install(httplib::Server& svr) {
             jobs = m_catalog.page(st, offset, limit);
           }
           const auto counts = m_spool.counts();
-          const std::size_t total =
-              st ? counts[static_cast<std::size_t>(*st)] : std::accumulate(counts.begin(), counts.end(), std::size_t{0});
+          const std::size_t total = st ? counts[static_cast<std::size_t>(*st)]
+                                       : std::accumulate(counts.begin(), counts.end(), std::size_t{0});
           res.set_header("X-Total-Count", std::to_string(total));
           send_json(res, 200, cmd::jobs_json(jobs));
         }),
@@ -320,23 +321,28 @@ void Api::install(httplib::Server& svr) {
         }));
   route(svr, R"(/api/jobs/([^/]+))", Handler([this](const httplib::Request& req, httplib::Response& res) {
           send_json(res, 200, cmd::show(m_spool, job_id(req)));
-        }), std::nullopt);
+        }),
+        std::nullopt);
   route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
           res.set_content(cmd::log_text(m_spool, job_id(req)), "text/plain; charset=utf-8");
-        }), std::nullopt);
-  route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+        }),
+        std::nullopt);
+  route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt,
+        Handler([this](const httplib::Request& req, httplib::Response& res) {
           const std::string id = job_id(req);
           cmd::retry_dead(m_spool, {id}, false);
           send_json(res, 200, cmd::show(m_spool, id));
         }));
-  route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
+  route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt,
+        Handler([this](const httplib::Request& req, httplib::Response& res) {
           const std::string id = job_id(req);
           cmd::cancel(m_spool, id);
           send_json(res, 200, cmd::show(m_spool, id));
         }));
   route(svr, "/api/workers", Handler([this](const httplib::Request&, httplib::Response& res) {
           send_json(res, 200, cmd::worker_status(m_spool));
-        }), std::nullopt);
+        }),
+        std::nullopt);
   route(svr, "/api/workers/start", std::nullopt, Handler([this](const httplib::Request& req, httplib::Response& res) {
           std::int64_t count = 1;
           if (!req.body.empty()) {
@@ -352,7 +358,7 @@ void Api::install(httplib::Server& svr) {
           }
           // `worker start --detach` underneath: the workers outlive this server.
           const auto [rc, out] = sys::run(m_opts.self_exe, {"--spool", m_spool.root().string(), "worker", "start",
-                                                             "--detach", "--count", std::to_string(count)});
+                                                            "--detach", "--count", std::to_string(count)});
           if (rc != 0) {
             send_error(res, 500, "worker start failed; see SPOOL/workers/detached.log");
             return;
@@ -386,7 +392,8 @@ void Api::install(httplib::Server& svr) {
   route(svr, "/api/throughput", Handler([this](const httplib::Request&, httplib::Response& res) {
           const std::lock_guard<std::mutex> g(m_mutex);
           send_json(res, 200, Json{{"interval_s", k_sample_every_s}, {"samples", Json(m_samples)}});
-        }), std::nullopt);
+        }),
+        std::nullopt);
 }
 
 } // namespace

@@ -21,8 +21,12 @@ namespace queuectl {
 
 namespace fs = std::filesystem;
 
-std::string job_file(std::string_view id) { return std::string(id) + ".json"; }
-std::string log_file(std::string_view id) { return std::string(id) + ".log"; }
+std::string job_file(std::string_view id) {
+  return std::string(id) + ".json";
+}
+std::string log_file(std::string_view id) {
+  return std::string(id) + ".log";
+}
 
 std::optional<std::string> id_of_file(std::string_view name) {
   auto stem = stem_of_file(name);
@@ -66,9 +70,13 @@ fs::path Spool::resolve(const std::optional<std::string>& flag) {
   return fs::path(home) / ".local" / "state" / "queuectl";
 }
 
-Spool Spool::open(const fs::path& root) { return open(root, true); }
+Spool Spool::open(const fs::path& root) {
+  return open(root, true);
+}
 
-Spool Spool::open_existing(const fs::path& root) { return open(root, false); }
+Spool Spool::open_existing(const fs::path& root) {
+  return open(root, false);
+}
 
 Spool Spool::open(const fs::path& root, bool create) {
   Spool s;
@@ -387,24 +395,27 @@ void read_jobs(const Spool& spool, JobState s, std::size_t max, std::vector<List
   // a limit, each thread keeps only the oldest `max` it has seen, so memory stays bounded
   // by the limit, not by the queue.
   std::mutex merge;
-  for_chunks(names.size(), [&](std::size_t begin, std::size_t end) {
-    std::vector<Listed> mine;
-    for (std::size_t i = begin; i < end; ++i) {
-      std::optional<Job> listed = spool.read_listed(s, names[i]);
-      if (!listed) {
-        continue;
-      }
-      Job& job = *listed;
-      const Micros created = job.time_field("created_at").value_or(0);
-      std::string id = job.id();
-      mine.push_back(Listed{created, std::move(id), StoredJob{s, std::move(job)}});
-      if (max < names.size() && mine.size() >= 2 * max + 1024) {
-        keep_oldest(mine, max);
-      }
-    }
-    const std::lock_guard<std::mutex> g(merge);
-    std::move(mine.begin(), mine.end(), std::back_inserter(out));
-  }, Work::io);
+  for_chunks(
+      names.size(),
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<Listed> mine;
+        for (std::size_t i = begin; i < end; ++i) {
+          std::optional<Job> listed = spool.read_listed(s, names[i]);
+          if (!listed) {
+            continue;
+          }
+          Job& job = *listed;
+          const Micros created = job.time_field("created_at").value_or(0);
+          std::string id = job.id();
+          mine.push_back(Listed{created, std::move(id), StoredJob{s, std::move(job)}});
+          if (max < names.size() && mine.size() >= 2 * max + 1024) {
+            keep_oldest(mine, max);
+          }
+        }
+        const std::lock_guard<std::mutex> g(merge);
+        std::move(mine.begin(), mine.end(), std::back_inserter(out));
+      },
+      Work::io);
 }
 
 } // namespace
@@ -461,7 +472,9 @@ std::optional<LockedJob> Spool::adopt_lock(JobState s, const std::string& stem, 
   return j;
 }
 
-void Spool::sync_dir(JobState s) const { dir(s).sync(); }
+void Spool::sync_dir(JobState s) const {
+  dir(s).sync();
+}
 
 std::string Spool::temp_name(std::string_view kind) const {
   static std::atomic<std::uint64_t> serial{0};
@@ -492,7 +505,8 @@ pid_t owner_of(std::string_view name) {
 // Removes `name` from `dir` if it is a regular file nobody holds a lock on.
 void remove_unlocked(const sys::Dir& dir, const std::string& name) {
   Fd fd = dir.try_open(name, O_RDONLY | O_NONBLOCK);
-  if (fd && S_ISREG(sys::stat_of(fd.get(), dir.path_of(name)).st_mode) && sys::try_lock(fd.get(), true, dir.path_of(name))) {
+  if (fd && S_ISREG(sys::stat_of(fd.get(), dir.path_of(name)).st_mode) &&
+      sys::try_lock(fd.get(), true, dir.path_of(name))) {
     dir.remove(name);
   }
 }

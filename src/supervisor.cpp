@@ -20,7 +20,7 @@ namespace queuectl {
 
 namespace {
 
-constexpr int k_max_fast_failures = 5;      // a worker dying this often at start: give up
+constexpr int k_max_fast_failures = 5;       // a worker dying this often at start: give up
 constexpr Micros k_fast_failure = 1'000'000; // "at start": within a second
 
 constexpr std::initializer_list<int> k_signals = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1};
@@ -36,8 +36,7 @@ void log_line(std::string_view line) {
 class Supervisor {
 public:
   Supervisor(const std::filesystem::path& root, int count)
-      : m_root(root), m_spool(Spool::open(root)), m_count(count),
-        m_reg(m_spool, RecordKind::supervisor, 0, count) {}
+      : m_root(root), m_spool(Spool::open(root)), m_count(count), m_reg(m_spool, RecordKind::supervisor, 0, count) {}
 
   int run(int ready_fd);
 
@@ -54,7 +53,7 @@ private:
   bool m_stopping = false;
   int m_fast_failures = 0;
   int m_exit = 0;
-  Fd m_ready_fd; // the caller's readiness pipe; workers must not inherit it
+  Fd m_ready_fd;            // the caller's readiness pipe; workers must not inherit it
   IndexSnapshot m_snapshot; // the waiting jobs, read once for the first workers (see run)
 };
 
@@ -62,7 +61,7 @@ pid_t Supervisor::spawn_worker(int ready_fd) {
   const pid_t sup = sys::own_pid();
   const pid_t pid = sys::fork_process(m_root.string());
   if (pid == 0) {
-    m_reg.abandon(); // the supervisor's record is not ours to hold or remove
+    m_reg.abandon();    // the supervisor's record is not ours to hold or remove
     m_ready_fd.reset(); // else `worker start --detach` would wait for our exit
     sys::die_with_parent(SIGTERM);
     if (sys::parent_pid() != sup) {

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -20,7 +21,6 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -181,7 +181,9 @@ void lock(int fd, bool exclusive, std::string_view what) {
   }
 }
 
-void unlock(int fd) { ::flock(fd, LOCK_UN); }
+void unlock(int fd) {
+  ::flock(fd, LOCK_UN);
+}
 
 LockFile LockFile::open(const Dir& dir, const std::string& name, mode_t mode) {
   Fd fd = dir.try_open(name, O_RDWR | O_CREAT, mode);
@@ -202,13 +204,21 @@ LockFile LockFile::open_existing(const Dir& dir, const std::string& name) {
   return LockFile(std::move(fd), dir.path_of(name));
 }
 
-void LockFile::lock(bool exclusive) const { sys::lock(m_fd.get(), exclusive, m_what); }
+void LockFile::lock(bool exclusive) const {
+  sys::lock(m_fd.get(), exclusive, m_what);
+}
 
-bool LockFile::try_lock(bool exclusive) const { return sys::try_lock(m_fd.get(), exclusive, m_what); }
+bool LockFile::try_lock(bool exclusive) const {
+  return sys::try_lock(m_fd.get(), exclusive, m_what);
+}
 
-void LockFile::unlock() const { sys::unlock(m_fd.get()); }
+void LockFile::unlock() const {
+  sys::unlock(m_fd.get());
+}
 
-Fd open_path(const std::string& path, int flags, mode_t mode) { return Fd(::open(path.c_str(), flags | O_CLOEXEC, mode)); }
+Fd open_path(const std::string& path, int flags, mode_t mode) {
+  return Fd(::open(path.c_str(), flags | O_CLOEXEC, mode));
+}
 
 int dev_null() {
   // Opened once per process (close-on-exec; children dup2 it onto their standard input).
@@ -406,7 +416,9 @@ bool Dir::remove(const std::string& name) const {
   throw_errno("cannot remove", path_of(name));
 }
 
-void Dir::remove_quietly(const std::string& name) const { ::unlinkat(fd(), name.c_str(), 0); }
+void Dir::remove_quietly(const std::string& name) const {
+  ::unlinkat(fd(), name.c_str(), 0);
+}
 
 std::optional<struct stat> Dir::stat(const std::string& name) const {
   struct stat st {};
@@ -468,9 +480,13 @@ void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& f
 
 // --- processes -----------------------------------------------------------------------
 
-pid_t own_pid() { return ::getpid(); }
+pid_t own_pid() {
+  return ::getpid();
+}
 
-bool is_root() { return ::geteuid() == 0; }
+bool is_root() {
+  return ::geteuid() == 0;
+}
 
 pid_t fork_process(std::string_view what) {
   const pid_t pid = ::fork();
@@ -480,9 +496,13 @@ pid_t fork_process(std::string_view what) {
   return pid;
 }
 
-void exit_now(int code) { ::_exit(code); }
+void exit_now(int code) {
+  ::_exit(code);
+}
 
-bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+bool process_alive(pid_t pid) {
+  return ::kill(pid, 0) == 0 || errno == EPERM;
+}
 
 Sent send_signal(pid_t pid, int sig) {
   if (::kill(pid, sig) == 0) {
@@ -502,15 +522,25 @@ pid_t process_group(pid_t pid) {
   return g < 0 ? 0 : g;
 }
 
-pid_t own_process_group() { return ::getpgrp(); }
+pid_t own_process_group() {
+  return ::getpgrp();
+}
 
-pid_t parent_pid() { return ::getppid(); }
+pid_t parent_pid() {
+  return ::getppid();
+}
 
-void die_with_parent(int sig) { ::prctl(PR_SET_PDEATHSIG, sig); }
+void die_with_parent(int sig) {
+  ::prctl(PR_SET_PDEATHSIG, sig);
+}
 
-void new_session() { ::setsid(); }
+void new_session() {
+  ::setsid();
+}
 
-void close_inherited_fds() { ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); }
+void close_inherited_fds() {
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+}
 
 void redirect_stdio(int in, int out, int err) {
   ::dup2(in, STDIN_FILENO);
@@ -526,7 +556,9 @@ std::pair<Fd, Fd> make_pipe(std::string_view what) {
   return {Fd(p[0]), Fd(p[1])};
 }
 
-void Child::signal_group(int sig) const { sys::signal_group(m_pid, sig); }
+void Child::signal_group(int sig) const {
+  sys::signal_group(m_pid, sig);
+}
 
 std::optional<int> Child::try_reap() {
   if (m_pid <= 0) {
@@ -673,7 +705,9 @@ std::filesystem::path self_exe() {
   return std::string(exe, static_cast<std::size_t>(n));
 }
 
-bool is_executable(const std::filesystem::path& path) { return ::access(path.c_str(), X_OK) == 0; }
+bool is_executable(const std::filesystem::path& path) {
+  return ::access(path.c_str(), X_OK) == 0;
+}
 
 void exec(const std::filesystem::path& path, char** argv) {
   ::execv(path.c_str(), argv);
@@ -749,9 +783,13 @@ std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
   return out;
 }
 
-void release_free_memory() { ::malloc_trim(0); }
+void release_free_memory() {
+  ::malloc_trim(0);
+}
 
-void sleep_for(Micros us) { ::usleep(static_cast<useconds_t>(us)); }
+void sleep_for(Micros us) {
+  ::usleep(static_cast<useconds_t>(us));
+}
 
 namespace {
 
@@ -792,9 +830,13 @@ sigset_t signal_set(std::initializer_list<int> sigs) {
   return set;
 }
 
-void block_signals(const sigset_t& set, sigset_t* old) { ::pthread_sigmask(SIG_BLOCK, &set, old); }
+void block_signals(const sigset_t& set, sigset_t* old) {
+  ::pthread_sigmask(SIG_BLOCK, &set, old);
+}
 
-void set_signal_mask(const sigset_t& set) { ::pthread_sigmask(SIG_SETMASK, &set, nullptr); }
+void set_signal_mask(const sigset_t& set) {
+  ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
+}
 
 int wait_signal(const sigset_t& set, Micros timeout) {
   timespec ts{static_cast<time_t>(timeout / 1'000'000), static_cast<long>(timeout % 1'000'000) * 1000};
@@ -950,8 +992,9 @@ void probe_port(const ListenAddress& a, const std::string& host, int port) {
   if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
     const int err = errno;
     fail(fmt::format("cannot listen on {}:{}: {}", host, port,
-                     err == EADDRINUSE ? "the port is in use (is another server, perhaps a queuectl serve, running there?)"
-                                       : std::strerror(err)));
+                     err == EADDRINUSE
+                         ? "the port is in use (is another server, perhaps a queuectl serve, running there?)"
+                         : std::strerror(err)));
   }
 }
 

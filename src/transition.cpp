@@ -41,7 +41,9 @@ std::vector<int> Claimed::inherit_fds() const {
 
 namespace {
 
-bool is_final(JobState s) { return s == JobState::failed || s == JobState::completed || s == JobState::dead; }
+bool is_final(JobState s) {
+  return s == JobState::failed || s == JobState::completed || s == JobState::dead;
+}
 
 // The content a claimed run's start record holds: a drop-in gets its id, created_at (its
 // file's modification time) and the spool's defaults, as the contract says; the run counts.
@@ -194,7 +196,9 @@ void Transitions::rename(LockedJob& j, JobState to) const {
   j.state = to;
 }
 
-void Transitions::sync(JobState s) const { m_spool.sync_dir(s); }
+void Transitions::sync(JobState s) const {
+  m_spool.sync_dir(s);
+}
 
 void Transitions::remove(LockedJob& j) {
   const sys::Dir& d = m_spool.dir(j.state);
@@ -240,7 +244,8 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
   if (!written) {
     Json rec = fields.is_object() ? fields : Json::object();
     const Micros now = now_micros();
-    if (const auto it = rec.find("created_at"); it == rec.end() || !it->is_string() || !parse_time(it->get<std::string>())) {
+    if (const auto it = rec.find("created_at");
+        it == rec.end() || !it->is_string() || !parse_time(it->get<std::string>())) {
       rec["created_at"] = format_time(now);
     }
     rec["id"] = rid;
@@ -256,7 +261,8 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
     fd.reset();
     if (!m_spool.tmp().move_noreplace(tmp, dead, job_file(rid))) {
       m_spool.tmp().remove_quietly(tmp);
-      fail(fmt::format("cannot write dead-letter record '{}': it exists", m_spool.path_of(JobState::dead, job_file(rid))));
+      fail(fmt::format("cannot write dead-letter record '{}': it exists",
+                       m_spool.path_of(JobState::dead, job_file(rid))));
     }
     sync(JobState::dead);
   }
@@ -398,8 +404,9 @@ std::optional<Recovered> Transitions::recover_locked(LockedJob l, const std::str
   std::string why;
   std::optional<Job> job = l.size > k_max_job_file ? std::nullopt : Job::try_parse(l.content, why);
   if (!job) {
-    const std::string rid = quarantine(l, fmt::format("{} (found abandoned in processing/)", why.empty() ? "too large" : why),
-                                       salvage_members(l.content));
+    const std::string rid =
+        quarantine(l, fmt::format("{} (found abandoned in processing/)", why.empty() ? "too large" : why),
+                   salvage_members(l.content));
     return Recovered{rid, JobState::dead};
   }
   const auto st = job->state();

@@ -2,13 +2,11 @@
 #include "queuectl/clock.hpp"
 #include "queuectl/enqueue.hpp"
 #include "queuectl/spool.hpp"
-
 #include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
-#include <fmt/format.h>
-
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -61,7 +59,8 @@ TEST_CASE("catalog: pages as list gives them, kept current as jobs come, move an
   // Jobs leave, arrive and move to another state between two pages.
   fs::remove(dir.path() / "pending" / "j5.json");
   fs::rename(dir.path() / "pending" / "j6.json", dir.path() / "dead" / "j6.json");
-  std::ofstream(dir.path() / "pending" / "new.json") << R"({"id":"new","command":"x","created_at":"1999-01-01T00:00:00Z"})";
+  std::ofstream(dir.path() / "pending" / "new.json")
+      << R"({"id":"new","command":"x","created_at":"1999-01-01T00:00:00Z"})";
   check_pages(s, c);
   CHECK(c.known(JobState::pending) == 3000);
   // An invalid file has no created_at: it sorts first.

@@ -30,9 +30,9 @@ TEST_CASE("later_by: saturates at the latest writable time", "[clock]") {
 }
 
 TEST_CASE("parse_time: rejects what is not a time", "[clock]") {
-  for (const char* bad : {"", "tomorrow", "2026-11-23", "2026-11-23T05:00:00", "2026-13-01T00:00:00Z",
-                          "2026-02-30T00:00:00Z", "2026-11-23T25:00:00Z", "2026-11-23T05:00:00.Z",
-                          "2026-11-23T05:00:00Zjunk", "2026-11-23T05:00:00+1:00"}) {
+  for (const char* bad :
+       {"", "tomorrow", "2026-11-23", "2026-11-23T05:00:00", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
+        "2026-11-23T25:00:00Z", "2026-11-23T05:00:00.Z", "2026-11-23T05:00:00Zjunk", "2026-11-23T05:00:00+1:00"}) {
     INFO(bad);
     CHECK_FALSE(parse_time(bad).has_value());
   }

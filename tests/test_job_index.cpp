@@ -58,13 +58,15 @@ TEST_CASE("index: jobs that are not due wait for their time", "[index]") {
 }
 
 TEST_CASE("index_entry: reads priority, created_at and due time", "[index]") {
-  const auto e = index_entry("x", JobState::pending,
-                             R"({"command":"c","priority":4,"created_at":"1970-01-01T00:00:01Z","run_at":"1970-01-01T00:00:02Z"})",
-                             0, 77);
+  const auto e = index_entry(
+      "x", JobState::pending,
+      R"({"command":"c","priority":4,"created_at":"1970-01-01T00:00:01Z","run_at":"1970-01-01T00:00:02Z"})", 0, 77);
   CHECK(e.priority == 4);
   CHECK(e.created == 1'000'000);
   CHECK(e.due == 2'000'000);
-  const auto f = index_entry("y", JobState::failed, R"({"command":"c","next_run_at":"1970-01-01T00:00:03Z","run_at":"1970-01-01T00:00:02Z"})", 2, 77);
+  const auto f =
+      index_entry("y", JobState::failed,
+                  R"({"command":"c","next_run_at":"1970-01-01T00:00:03Z","run_at":"1970-01-01T00:00:02Z"})", 2, 77);
   CHECK(f.due == 3'000'000);
   CHECK(f.priority == 2);
   CHECK(f.created == 77);

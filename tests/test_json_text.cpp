@@ -1,6 +1,5 @@
-#include "queuectl/json_text.hpp"
-
 #include "queuectl/job.hpp"
+#include "queuectl/json_text.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -8,7 +7,9 @@ using namespace queuectl;
 
 namespace {
 
-std::string nested(std::size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); }
+std::string nested(std::size_t levels) {
+  return std::string(levels, '[') + std::string(levels, ']');
+}
 
 std::string why_of(std::string_view text) {
   std::string why;

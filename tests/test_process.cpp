@@ -1,7 +1,6 @@
-#include "queuectl/process.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/fd.hpp"
-
+#include "queuectl/process.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,7 +16,7 @@
 using namespace queuectl;
 
 namespace {
-int run(SpawnSpec spec) {
+int run(const SpawnSpec& spec) {
   return spawn_job(spec).wait();
 }
 std::string slurp(const std::filesystem::path& p) {
@@ -42,7 +41,8 @@ TEST_CASE("spawn_job: output, cwd, env, own process group, stdin empty", "[proce
   const auto log = dir.path() / "out.log";
   Fd fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   SpawnSpec s;
-  s.command = "pwd; echo \"$GREETING\"; echo err >&2; test \"$(ps -o pgid= $$ | tr -d ' ')\" = $$ && echo own-group; cat";
+  s.command =
+      "pwd; echo \"$GREETING\"; echo err >&2; test \"$(ps -o pgid= $$ | tr -d ' ')\" = $$ && echo own-group; cat";
   s.cwd = dir.path().string();
   s.env = Json{{"GREETING", "hello"}};
   s.log_fd = fd.get();

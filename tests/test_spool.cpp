@@ -3,13 +3,11 @@
 #include "queuectl/error.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
-
 #include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
-#include <fmt/format.h>
-
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -96,8 +94,9 @@ TEST_CASE("enqueue_lines: all or nothing, errors name the line", "[spool]") {
   CHECK_THAT(msg, Catch::StartsWith("line 4: missing field 'command'"));
   CHECK(s.counts()[0] == 0);
   SECTION("duplicate ids inside the batch") {
-    CHECK(code_of([&] { enqueue_lines(s, "{\"command\":\"a\",\"id\":\"x\"}\n{\"command\":\"b\",\"id\":\"x\"}\n", {}); }) ==
-          Exit::usage);
+    CHECK(code_of([&] {
+            enqueue_lines(s, "{\"command\":\"a\",\"id\":\"x\"}\n{\"command\":\"b\",\"id\":\"x\"}\n", {});
+          }) == Exit::usage);
     CHECK(s.counts()[0] == 0);
   }
   SECTION("a good batch keeps input order") {
@@ -200,7 +199,8 @@ TEST_CASE("list with a limit: the oldest N, as the full list starts", "[spool]")
   for (std::size_t max : {0, 1, 7, 1500, 4999, 5000, 6000}) {
     INFO(max);
     const auto part = ids(s.list(JobState::pending, max));
-    CHECK(part == std::vector<std::string>(full.begin(), full.begin() + static_cast<long>(std::min<std::size_t>(max, n))));
+    CHECK(part ==
+          std::vector<std::string>(full.begin(), full.begin() + static_cast<long>(std::min<std::size_t>(max, n))));
   }
   const auto every = ids(s.list_all());
   REQUIRE(every.size() == n + 1);

@@ -1,7 +1,6 @@
 #include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
 #include "queuectl/sys.hpp"
-
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -30,7 +29,9 @@ Fd write_file(const TempDir& t, const std::string& name, const std::string& data
 TEST_CASE("read_regular: the whole file whatever the size hint says", "[sys]") {
   TempDir t;
   const std::string data(5000, 'x');
-  SECTION("the size fstat gave") { CHECK(sys::read_regular(write_file(t, "a", data).get(), 5000, "a") == data); }
+  SECTION("the size fstat gave") {
+    CHECK(sys::read_regular(write_file(t, "a", data).get(), 5000, "a") == data);
+  }
   SECTION("a file that grew since: hint too small") {
     CHECK(sys::read_regular(write_file(t, "a", data).get(), 10, "a") == data);
     CHECK(sys::read_regular(write_file(t, "b", data).get(), 0, "b") == data);
@@ -38,7 +39,9 @@ TEST_CASE("read_regular: the whole file whatever the size hint says", "[sys]") {
   SECTION("a file that shrank since: hint too large") {
     CHECK(sys::read_regular(write_file(t, "a", data).get(), 1 << 20, "a") == data);
   }
-  SECTION("empty") { CHECK(sys::read_regular(write_file(t, "a", "").get(), 0, "a").empty()); }
+  SECTION("empty") {
+    CHECK(sys::read_regular(write_file(t, "a", "").get(), 0, "a").empty());
+  }
 }
 
 TEST_CASE("open_regular_at: refuses symlinks and FIFOs, gives the fstat", "[sys]") {

@@ -1,13 +1,10 @@
-#include "queuectl/transition.hpp"
-
 #include "queuectl/commands.hpp"
 #include "queuectl/job_index.hpp"
-
+#include "queuectl/transition.hpp"
 #include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -25,7 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+void write(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
 
 std::string read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -164,7 +163,7 @@ TEST_CASE("commit: the outcome's content is in place before the file arrives", "
     const auto rec = Transitions(s).recover("worker died");
     REQUIRE(rec.size() == 1);
     CHECK(rec[0].to == JobState::completed);
-    CHECK(raw(s, JobState::completed, id)["attempts"] == 1); // the run counted once
+    CHECK(raw(s, JobState::completed, id)["attempts"] == 1);  // the run counted once
     CHECK(raw(s, JobState::completed, id)["exit_code"] == 0); // its outcome kept
   }
 }
@@ -174,7 +173,8 @@ TEST_CASE("claim: not due, requeue from failed/, and a move cut short in pending
   Spool s = Spool::open(dir.path());
   Transitions tx(s);
   SECTION("a job that is not due yet stays") {
-    const std::string id = enqueue_one(s, Job::parse(R"({"command":"true","run_at":"2999-01-01T00:00:00Z"})").json(), {});
+    const std::string id =
+        enqueue_one(s, Job::parse(R"({"command":"true","run_at":"2999-01-01T00:00:00Z"})").json(), {});
     const ClaimResult r = tx.claim(JobState::pending, id, Config(), now_micros());
     CHECK(r.status == ClaimResult::not_due);
     CHECK(r.due == parse_time("2999-01-01T00:00:00Z"));
@@ -286,7 +286,9 @@ TEST_CASE("recover: a processing job whose lock is free", "[transition]") {
   Transitions tx(s);
   const fs::path p = dir.path() / "processing";
   SECTION("its start was written: a failed attempt, retried") {
-    write(p / "r.json", R"({"command":"true","id":"r","state":"processing","attempts":1,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
+    write(
+        p / "r.json",
+        R"({"command":"true","id":"r","state":"processing","attempts":1,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
     const auto rec = tx.recover("worker died");
     REQUIRE(rec.size() == 1);
     CHECK(rec[0].to == JobState::failed);
@@ -297,7 +299,9 @@ TEST_CASE("recover: a processing job whose lock is free", "[transition]") {
     CHECK(j["next_run_at"].is_string());
   }
   SECTION("claimed, its start not written: the run is counted once; a drop-in gets defaults") {
-    write(p / "r.json", R"({"command":"true","id":"r","state":"pending","attempts":1,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
+    write(
+        p / "r.json",
+        R"({"command":"true","id":"r","state":"pending","attempts":1,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
     write(p / "m.json", R"({"command":"true"})");
     CHECK(tx.recover("worker died").size() == 2);
     CHECK(raw(s, JobState::failed, "r")["attempts"] == 2);
@@ -308,12 +312,15 @@ TEST_CASE("recover: a processing job whose lock is free", "[transition]") {
     CHECK(m["max_retries"] == 3);
   }
   SECTION("out of retries: dead") {
-    write(p / "r.json", R"({"command":"true","id":"r","state":"processing","attempts":4,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
+    write(
+        p / "r.json",
+        R"({"command":"true","id":"r","state":"processing","attempts":4,"max_retries":3,"created_at":"2026-01-01T00:00:00Z"})");
     tx.recover("worker died");
     CHECK(raw(s, JobState::dead, "r")["state"] == "dead");
   }
   SECTION("a locked job (its command still runs) is left alone, then recovered") {
-    write(p / "r.json", R"({"command":"true","id":"r","state":"processing","attempts":1,"created_at":"2026-01-01T00:00:00Z"})");
+    write(p / "r.json",
+          R"({"command":"true","id":"r","state":"processing","attempts":1,"created_at":"2026-01-01T00:00:00Z"})");
     const pid_t child = hold_lock(p / "r.json");
     std::vector<std::string> held;
     CHECK(tx.recover("worker died", &held).empty());
@@ -324,7 +331,8 @@ TEST_CASE("recover: a processing job whose lock is free", "[transition]") {
     CHECK(s.find("r") == JobState::failed);
   }
   SECTION("a lock won by waiting is adopted") {
-    write(p / "r.json", R"({"command":"true","id":"r","state":"processing","attempts":1,"created_at":"2026-01-01T00:00:00Z"})");
+    write(p / "r.json",
+          R"({"command":"true","id":"r","state":"processing","attempts":1,"created_at":"2026-01-01T00:00:00Z"})");
     Fd fd(::open((p / "r.json").c_str(), O_RDONLY | O_CLOEXEC));
     REQUIRE(sys::try_lock(fd.get(), true));
     auto l = s.adopt_lock(JobState::processing, "r", std::move(fd));

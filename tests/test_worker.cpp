@@ -1,16 +1,13 @@
 // The worker's parts on their own, the way ninja tests its Subprocess: a running job's
 // clock (timeout -> SIGTERM -> SIGKILL, stop-now), the committer's groups, and a whole
 // Worker in a child process of the test, stopped gently and at once.
-#include "queuectl/worker.hpp"
-
 #include "queuectl/process.hpp"
 #include "queuectl/spool.hpp"
-
+#include "queuectl/worker.hpp"
 #include "support/spool_util.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -125,8 +122,7 @@ TEST_CASE("RunningJob: a group that ignores SIGTERM gets SIGKILL once the grace 
   CHECK(eventually([&] { return exited(sleeper); }));
 }
 
-TEST_CASE("RunningJob: stop-now ends the run at once and says so; a second stop changes nothing",
-          "[worker]") {
+TEST_CASE("RunningJob: stop-now ends the run at once and says so; a second stop changes nothing", "[worker]") {
   RunningJob r = start("sleep 30", 0, 10'000 * k_ms);
   const Micros t0 = now_micros();
   r.stop_now(t0);
@@ -210,7 +206,7 @@ namespace {
 // signalfd).
 pid_t start_worker(const fs::path& root, WorkerTimes times) {
   std::cout.flush(); // or the child's exit prints it again
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -235,7 +231,9 @@ int wait_exit(pid_t pid) {
   return WEXITSTATUS(status);
 }
 
-Json job_in(const Spool& s, JobState st, const std::string& id) { return raw(s, st, id); }
+Json job_in(const Spool& s, JobState st, const std::string& id) {
+  return raw(s, st, id);
+}
 
 } // namespace
 
@@ -244,8 +242,8 @@ TEST_CASE("Worker: stop lets the running job finish and records it, then exits 0
   Spool s = Spool::open(t.path());
   const fs::path marker = t.path() / "marker";
   const fs::path go = t.path() / "go";
-  const std::string id = enqueue_cmd(s, fmt::format("while [ ! -e {} ]; do sleep 0.01; done; touch {}",
-                                                    go.string(), marker.string()));
+  const std::string id =
+      enqueue_cmd(s, fmt::format("while [ ! -e {} ]; do sleep 0.01; done; touch {}", go.string(), marker.string()));
   const pid_t w = start_worker(t.path(), WorkerTimes{});
   REQUIRE(eventually([&] { return s.dir(JobState::processing).exists(job_file(id)); }));
   REQUIRE(::kill(w, SIGTERM) == 0);

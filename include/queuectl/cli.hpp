@@ -18,7 +18,7 @@ int run(int argc, char** argv, const ServeFn& serve);
 
 // The ServeFn of the main binary: runs the same command line in queuectl-serve (next to
 // this executable, else in the install's libexec directory).
-int exec_serve_helper(const std::filesystem::path& spool, const std::string& listen,
-                      const std::string& token_file, int argc, char** argv);
+int exec_serve_helper(const std::filesystem::path& spool, const std::string& listen, const std::string& token_file,
+                      int argc, char** argv);
 
 } // namespace queuectl::cli

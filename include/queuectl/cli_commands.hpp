@@ -47,7 +47,7 @@ struct Call {
 struct Command {
   const char* path; // the words, "dlq retry"
   const char* help;
-  bool writes;      // may create the spool (SPEC section 5); only once check() passed
+  bool writes; // may create the spool (SPEC section 5); only once check() passed
   void (*options)(CLI::App&, Args&);
   int (*run)(Call&);
   void (*check)(Args&, bool new_spool) = nullptr; // bad usage found without a spool

@@ -36,8 +36,8 @@ struct EnqueueArgs {
 // An enqueue whose input has passed every check that needs no spool.
 struct EnqueueRequest {
   JobOverrides overrides;
-  Json base;                         // the JSON argument's object (null when none)
-  std::optional<std::string> lines;  // `enqueue -`: its input
+  Json base;                        // the JSON argument's object (null when none)
+  std::optional<std::string> lines; // `enqueue -`: its input
 };
 
 // Checks the arguments (--run-at or --delay, --cwd made absolute, --env names, the id)

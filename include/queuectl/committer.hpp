@@ -55,7 +55,6 @@ private:
   void loop();
   void commit(std::deque<Item>& group);
 
-  Spool& m_spool;
   const LogSink& m_log;
   const CommitGrouping m_grouping;
   Counters m_counters;

@@ -6,8 +6,8 @@
 #pragma once
 
 #include "queuectl/fd.hpp"
-#include "queuectl/sys.hpp"
 #include "queuectl/job.hpp"
+#include "queuectl/sys.hpp"
 
 #include <array>
 #include <cstdint>
@@ -44,7 +44,9 @@ struct CounterEvent {
   std::optional<double> completed_seconds; // a completed run's duration (histogram)
 };
 
-inline CounterEvent count_one(Counter c) { return CounterEvent{c, std::nullopt, std::nullopt}; }
+inline CounterEvent count_one(Counter c) {
+  return CounterEvent{c, std::nullopt, std::nullopt};
+}
 
 // The counters a run's outcome adds: a completed run (and its duration), or a failed one
 // with a retry scheduled or the job dead.

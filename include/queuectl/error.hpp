@@ -32,7 +32,7 @@ public:
 [[noreturn]] void throw_errno(std::string_view what, std::string_view path, int err);
 
 // Shorthands for the two error classes.
-[[noreturn]] void fail(const std::string& msg);       // Exit::failure
-[[noreturn]] void bad_usage(const std::string& msg);  // Exit::usage
+[[noreturn]] void fail(const std::string& msg);      // Exit::failure
+[[noreturn]] void bad_usage(const std::string& msg); // Exit::usage
 
 } // namespace queuectl

@@ -17,8 +17,8 @@ namespace queuectl {
 
 enum class JobState { pending, processing, failed, completed, dead };
 
-inline constexpr std::array<JobState, 5> k_all_states = {
-    JobState::pending, JobState::processing, JobState::failed, JobState::completed, JobState::dead};
+inline constexpr std::array<JobState, 5> k_all_states = {JobState::pending, JobState::processing, JobState::failed,
+                                                         JobState::completed, JobState::dead};
 
 // "pending" ... "completed" ... "dead": the value of the `state` field.
 std::string_view state_name(JobState s);

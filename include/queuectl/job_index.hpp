@@ -25,7 +25,7 @@
 namespace queuectl {
 
 struct IndexEntry {
-  std::string id; // the file's stem: a drop-in's may not be a valid id (it is quarantined)
+  std::string id;                    // the file's stem: a drop-in's may not be a valid id (it is quarantined)
   JobState from = JobState::pending; // pending or failed
   std::int64_t priority = 0;
   Micros created = 0;
@@ -66,8 +66,8 @@ private:
 // Reads what the index needs from a job file's bytes. Unparseable content gives an entry
 // that is due now (the claim will send it to dead/). `fallback_created` orders drop-ins
 // without created_at (their file's modification time).
-IndexEntry index_entry(const std::string& id, JobState from, std::string_view content,
-                       std::int64_t default_priority, Micros fallback_created);
+IndexEntry index_entry(const std::string& id, JobState from, std::string_view content, std::int64_t default_priority,
+                       Micros fallback_created);
 
 // Reads the entry of one job file of `from` (pending/ or failed/); nullopt when it is
 // gone, or is a symlink, FIFO or directory (never opened through; left where it is).
@@ -84,12 +84,10 @@ void index_waiting(JobIndex& index, const Spool& spool, JobState from, std::int6
 
 // Allocates straight from mmap, so that freeing returns the memory at once, whatever the
 // allocator's thresholds and fragmentation, and without writing to the pages.
-template <class T>
-struct MappedAllocator {
+template <class T> struct MappedAllocator {
   using value_type = T;
   MappedAllocator() = default;
-  template <class U>
-  MappedAllocator(const MappedAllocator<U>&) {}
+  template <class U> MappedAllocator(const MappedAllocator<U>&) {}
   T* allocate(std::size_t n) {
     void* p = ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {

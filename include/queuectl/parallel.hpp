@@ -25,8 +25,7 @@ inline std::size_t max_threads(Work w) {
 // max_threads(work), and one thread below `min_per_thread` items per thread), and waits
 // for all. If chunks throw, rethrows the exception of the earliest chunk, so that an
 // error is reported as a sequential loop would have reported it.
-template <class Fn>
-void for_chunks(std::size_t n, Fn&& fn, Work work = Work::cpu, std::size_t min_per_thread = 1024) {
+template <class Fn> void for_chunks(std::size_t n, Fn&& fn, Work work = Work::cpu, std::size_t min_per_thread = 1024) {
   const std::size_t threads =
       std::clamp<std::size_t>(n / std::max<std::size_t>(min_per_thread, 1), 1, max_threads(work));
   if (threads == 1) {

@@ -13,11 +13,11 @@
 namespace queuectl {
 
 struct SpawnSpec {
-  std::string command;                // run as /bin/sh -c command
-  std::optional<std::string> cwd;     // chdir there first
-  Json env = Json::object();          // added to (or replacing in) the worker's environment
-  int log_fd = -1;                    // stdout and stderr (stdin is /dev/null)
-  std::vector<int> keep_fds;          // inherited by the command (the job's locks)
+  std::string command;            // run as /bin/sh -c command
+  std::optional<std::string> cwd; // chdir there first
+  Json env = Json::object();      // added to (or replacing in) the worker's environment
+  int log_fd = -1;                // stdout and stderr (stdin is /dev/null)
+  std::vector<int> keep_fds;      // inherited by the command (the job's locks)
 };
 
 // Starts the command (vfork + execve of /bin/sh) in a new process group (pgid = pid) with an empty

@@ -13,9 +13,10 @@
 #include "queuectl/fd.hpp"
 #include "queuectl/sys.hpp"
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace queuectl {
@@ -57,7 +58,6 @@ private:
   std::string m_job_name;
   sys::LockFile m_lock;
   Fd m_job; // worker-<pid>.job, open for pwrite
-
 };
 
 // Live records of the spool, supervisors and workers; stale ones are removed on the way.

@@ -1,8 +1,9 @@
 // supervisor: `worker start`, `worker stop`: a foreground parent of N worker processes.
 #pragma once
 
-#include <filesystem>
 #include <sys/types.h>
+
+#include <filesystem>
 #include <vector>
 
 namespace queuectl {

@@ -220,11 +220,11 @@ struct SpawnArgs {
   int out_fd = -1;           // its standard output and error (stdin is /dev/null)
   const int* keep = nullptr; // descriptors it inherits (others are close-on-exec)
   std::size_t nkeep = 0;
-  bool own_group = false;    // its own process group (pgid = pid)
+  bool own_group = false; // its own process group (pgid = pid)
 };
 struct Spawned {
   pid_t pid = 0;
-  int error = 0;             // errno of the failed chdir or exec (then pid has been reaped)
+  int error = 0; // errno of the failed chdir or exec (then pid has been reaped)
   bool failed_chdir = false;
 };
 // A started process that leads its own process group: it signals the group and reaps

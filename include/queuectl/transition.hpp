@@ -85,7 +85,7 @@ private:
   friend class Transitions;
   LockedJob m_locked;
   Job m_job;
-  TempFile m_staged;   // the start record, written while nothing waits, not yet in place
+  TempFile m_staged; // the start record, written while nothing waits, not yet in place
   Fd m_log;
   bool m_recorded = false;
 };
@@ -93,7 +93,7 @@ private:
 // A run's outcome, decided and ready to be committed (by another thread if need be).
 struct Outcome {
   Claimed claimed;
-  Job job;    // the final content
+  Job job; // the final content
   JobState to;
 };
 
@@ -195,8 +195,8 @@ private:
   ClaimResult resolve(LockedJob& j, JobState to);
 
   const Spool& m_spool;
-  std::string m_spare;  // its name in tmp/; empty: none
-  Fd m_spare_old;       // its previous lock, maybe shared with a command that lives on
+  std::string m_spare;        // its name in tmp/; empty: none
+  Fd m_spare_old;             // its previous lock, maybe shared with a command that lives on
   bool m_no_exchange = false; // the file system refused RENAME_EXCHANGE: plain renames
   std::string m_log_name;
   Fd m_log;

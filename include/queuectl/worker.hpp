@@ -24,10 +24,10 @@ namespace queuectl {
 class Spool;
 
 struct WorkerTimes {
-  Micros kill_grace = 2'000'000;     // SIGTERM -> SIGKILL of a job's process group
-  Micros recover_every = 4'000'000;  // backstop: abandoned jobs are found within 5 s
-  Micros rescan_every = 60'000'000;  // backstop in case inotify missed something
-  Micros sweep_every = 60'000'000;   // leftovers of dead processes in tmp/
+  Micros kill_grace = 2'000'000;    // SIGTERM -> SIGKILL of a job's process group
+  Micros recover_every = 4'000'000; // backstop: abandoned jobs are found within 5 s
+  Micros rescan_every = 60'000'000; // backstop in case inotify missed something
+  Micros sweep_every = 60'000'000;  // leftovers of dead processes in tmp/
   // A run's start is written into the job file only once the run has lasted this long: a
   // shorter run's outcome is written instead (see Transitions::claim).
   Micros record_start_after = 50'000;
