@@ -307,6 +307,28 @@ void Job::mark_cancelled() {
   m_json.erase("next_run_at");
 }
 
+void Job::adopt_dropin(std::string_view stem, Micros file_mtime) {
+  if (!m_json.contains("id")) {
+    m_json["id"] = std::string(stem);
+  }
+  m_json["created_at"] = format_time(file_mtime);
+}
+
+Job Job::quarantine_record(const Json& fields, const std::string& id, const std::string& why, const std::string& orig,
+                           Micros now) {
+  Job rec(fields.is_object() ? fields : Json::object());
+  if (!rec.time_field("created_at")) {
+    rec.m_json["created_at"] = format_time(now);
+  }
+  rec.m_json["id"] = id;
+  rec.set_state(JobState::dead);
+  rec.touch(now);
+  rec.m_json["last_error"] = why;
+  rec.m_json["original_file"] = orig;
+  rec.clear_retry_time();
+  return rec;
+}
+
 void Job::reset_for_retry() {
   m_json["attempts"] = 0;
   m_json.erase("next_run_at");

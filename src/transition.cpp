@@ -48,12 +48,8 @@ bool is_final(JobState s) {
 // The content a claimed run's start record holds: a drop-in gets its id, created_at (its
 // file's modification time) and the spool's defaults, as the contract says; the run counts.
 void start_content(Job& job, const LockedJob& l, const JobDefaults& defaults, Micros now) {
-  Json& j = job.json();
   if (!job.written_by_queuectl()) {
-    if (!j.contains("id")) {
-      j["id"] = l.stem;
-    }
-    j["created_at"] = format_time(sys::mtime_micros(sys::stat_of(l.lock.get(), "a job file")));
+    job.adopt_dropin(l.stem, sys::mtime_micros(sys::stat_of(l.lock.get(), "a job file")));
   }
   job.fill_new(defaults, now);
   job.count_run();
@@ -242,22 +238,11 @@ std::string Transitions::quarantine(LockedJob& j, const std::string& why, const 
     rid = generate_id();
   }
   if (!written) {
-    Json rec = fields.is_object() ? fields : Json::object();
-    const Micros now = now_micros();
-    if (const auto it = rec.find("created_at");
-        it == rec.end() || !it->is_string() || !parse_time(it->get<std::string>())) {
-      rec["created_at"] = format_time(now);
-    }
-    rec["id"] = rid;
-    rec["state"] = "dead";
-    rec["updated_at"] = format_time(now);
-    rec["last_error"] = why;
-    rec["original_file"] = orig;
-    rec.erase("next_run_at");
+    const Job rec = Job::quarantine_record(fields, rid, why, orig, now_micros());
     // The record first, durably: until the original moves, the job is in its directory
     // and in dead/ as its record; never in none.
     const std::string tmp = m_spool.temp_name("record");
-    Fd fd = m_spool.tmp().create(tmp, Job(rec).dump(), true, m_spool.file_mode());
+    Fd fd = m_spool.tmp().create(tmp, rec.dump(), true, m_spool.file_mode());
     fd.reset();
     if (!m_spool.tmp().move_noreplace(tmp, dead, job_file(rid))) {
       m_spool.tmp().remove_quietly(tmp);

@@ -124,6 +124,14 @@ public:
   void reset_for_retry();
   // Waiting again after its backoff (failed -> pending): next_run_at removed.
   void clear_retry_time() { m_json.erase("next_run_at"); }
+  // A drop-in taken for its first run: the id of its file's name `stem` unless it has
+  // one, and created_at the file's modification time.
+  void adopt_dropin(std::string_view stem, Micros file_mtime);
+  // The dead/ record of a file that is not a valid job: what could be salvaged of it
+  // (`fields`, an object or null), with id `id`, state dead, last_error `why` and
+  // original_file `orig` (the name it is kept under); created_at kept if it is a time.
+  static Job quarantine_record(const Json& fields, const std::string& id, const std::string& why,
+                               const std::string& orig, Micros now);
 
   // The file content: compact JSON and a newline.
   std::string dump() const;
