@@ -58,12 +58,12 @@ void Committer::loop() {
 
 void Committer::commit(std::deque<Item>& group) {
   std::set<JobState> dirs;
-  std::vector<const Item*> done;
+  std::vector<CounterEvent> counts;
   for (Item& it : group) {
     try {
       m_tx.commit(it.outcome);
       dirs.insert(it.outcome.to);
-      done.push_back(&it);
+      counts.push_back(it.counts);
     } catch (const Error& e) {
       // The job stays in processing/; once its lock is dropped below, recovery finishes
       // the move or counts the run as failed, rather than losing it.
@@ -77,9 +77,7 @@ void Committer::commit(std::deque<Item>& group) {
       m_log(e.what());
     }
   }
-  for (const Item* it : done) {
-    m_counters.add(it->counts);
-  }
+  m_counters.add(counts.data(), counts.size()); // once for the group
   // The locks are released when `group` goes, after the new states are durable.
 }
 

@@ -164,6 +164,9 @@ std::string Config::dump() const {
 }
 
 const Config& ConfigCache::get(const sys::Dir& root) {
+  if (m_watched && m_loaded) {
+    return m_config;
+  }
   const auto st = root.stat("config.json");
   const std::uint64_t ino = st ? st->st_ino : 0;
   const std::int64_t mtime = st ? st->st_mtim.tv_sec * 1'000'000'000LL + st->st_mtim.tv_nsec : 0;

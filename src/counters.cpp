@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <span>
 #include <vector>
 
 namespace queuectl {
@@ -79,7 +80,7 @@ CounterEvent outcome_event(JobState to, std::optional<double> completed_seconds)
   return e;
 }
 
-bool Counters::add(const CounterEvent& e) {
+bool Counters::add(const CounterEvent* events, std::size_t n) {
   static const std::vector<std::string> names = line_names();
   const sys::Dir& root = m_spool.root_dir();
   if (!m_file) {
@@ -92,21 +93,23 @@ bool Counters::add(const CounterEvent& e) {
   try {
     m_file.lock();
     std::vector<std::uint64_t> v = parse(sys::read_at(m_file.fd(), 4096, 0, m_file.what()), names.size());
-    for (const auto& c : {e.a, e.b}) {
-      if (c) {
-        ++v[static_cast<std::size_t>(*c)];
-      }
-    }
-    if (e.completed_seconds) {
-      std::size_t bucket = k_duration_buckets.size();
-      for (std::size_t i = 0; i < k_duration_buckets.size(); ++i) {
-        if (*e.completed_seconds <= k_duration_buckets[i]) {
-          bucket = i;
-          break;
+    for (const CounterEvent& e : std::span(events, n)) {
+      for (const auto& c : {e.a, e.b}) {
+        if (c) {
+          ++v[static_cast<std::size_t>(*c)];
         }
       }
-      ++v[static_cast<std::size_t>(Counter::count) + bucket];
-      v.back() += static_cast<std::uint64_t>(seconds_to_micros(*e.completed_seconds));
+      if (e.completed_seconds) {
+        std::size_t bucket = k_duration_buckets.size();
+        for (std::size_t i = 0; i < k_duration_buckets.size(); ++i) {
+          if (*e.completed_seconds <= k_duration_buckets[i]) {
+            bucket = i;
+            break;
+          }
+        }
+        ++v[static_cast<std::size_t>(Counter::count) + bucket];
+        v.back() += static_cast<std::uint64_t>(seconds_to_micros(*e.completed_seconds));
+      }
     }
     sys::write_all_at(m_file.fd(), render(names, v), 0, m_file.what());
   } catch (const Error&) {

@@ -56,9 +56,10 @@ Registration::~Registration() {
 }
 
 void Registration::set_job(const std::optional<std::string>& id) {
-  if (!m_job) {
-    return; // advisory only: never fail a job over it
+  if (!m_job || (m_shown && *m_shown == id)) {
+    return; // advisory only: never fail a job over it; unchanged: nothing to write
   }
+  m_shown = id;
   // One fixed-size pwrite per change (ids are at most 128 bytes): the file never
   // shrinks, so no truncate, and a reader sees one id padded with blanks.
   std::string text = id.value_or("");

@@ -443,7 +443,8 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& stem, bo
   if (busy) {
     *busy = false;
   }
-  Fd fd = dir(s).open_regular(job_file(stem));
+  struct stat st {};
+  Fd fd = dir(s).open_regular(job_file(stem), O_RDONLY, &st);
   if (!fd) {
     return std::nullopt;
   }
@@ -453,12 +454,14 @@ std::optional<LockedJob> Spool::lock_job(JobState s, const std::string& stem, bo
     }
     return std::nullopt;
   }
-  return adopt_lock(s, stem, std::move(fd));
+  return adopt_lock(s, stem, std::move(fd), &st);
 }
 
-std::optional<LockedJob> Spool::adopt_lock(JobState s, const std::string& stem, Fd fd) const {
+std::optional<LockedJob> Spool::adopt_lock(JobState s, const std::string& stem, Fd fd,
+                                           const struct stat* opened) const {
   const std::string f = job_file(stem);
-  const struct stat held = sys::stat_of(fd.get(), dir(s).path_of(f));
+  // Its inode is the one open_regular's fstat saw: a descriptor's file never changes.
+  const struct stat held = opened ? *opened : sys::stat_of(fd.get(), dir(s).path_of(f));
   // The name may have moved on (and a new file taken it) between open and flock.
   const auto now = dir(s).stat(f);
   if (!now || now->st_ino != held.st_ino || now->st_dev != held.st_dev) {

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -855,11 +856,25 @@ SignalFd::SignalFd(std::initializer_list<int> sigs) {
 }
 
 std::optional<int> SignalFd::next() {
-  signalfd_siginfo si{};
-  if (::read(m_fd.get(), &si, sizeof si) != static_cast<ssize_t>(sizeof si)) {
-    return std::nullopt;
+  if (m_next == m_have) {
+    if (m_emptied) {
+      m_emptied = false;
+      return std::nullopt;
+    }
+    signalfd_siginfo si[sizeof m_buf / sizeof m_buf[0]];
+    const ssize_t n = ::read(m_fd.get(), si, sizeof si);
+    m_have = n > 0 ? static_cast<std::size_t>(n) / sizeof si[0] : 0;
+    m_next = 0;
+    for (std::size_t i = 0; i < m_have; ++i) {
+      m_buf[i] = static_cast<int>(si[i].ssi_signo);
+    }
+    m_emptied = m_have < std::size(m_buf);
+    if (m_have == 0) {
+      m_emptied = false;
+      return std::nullopt;
+    }
   }
-  return static_cast<int>(si.ssi_signo);
+  return m_buf[m_next++];
 }
 
 // --- events --------------------------------------------------------------------------
@@ -894,6 +909,10 @@ void Watch::drain(const std::function<void(int, std::uint32_t, std::string_view)
       const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
       off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
       fn(ev->wd, ev->mask, ev->len > 0 ? std::string_view(ev->name) : std::string_view());
+    }
+    // Room was left for another event: the queue was empty when read (poll tells of more).
+    if (static_cast<std::size_t>(n) + sizeof(struct inotify_event) + NAME_MAX + 1 <= sizeof buf) {
+      return;
     }
   }
 }

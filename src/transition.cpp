@@ -112,14 +112,17 @@ TempFile Transitions::take_spare(std::string_view data) {
       tmp.remove_quietly(t.name);
     }
   }
-  if (!t.fd) {
+  const bool fresh = !t.fd; // a spare used again was locked above
+  if (fresh) {
     t.name = m_spool.temp_name("spare");
     t.fd = tmp.create(t.name, {}, false, m_spool.file_mode(), true);
   }
   const std::string display = tmp.path_of(t.name);
   try {
-    // Locked before it can ever take a job's name, so that name is never unlocked.
-    sys::lock(t.fd.get(), true, display);
+    if (fresh) {
+      // Locked before it can ever take a job's name, so that name is never unlocked.
+      sys::lock(t.fd.get(), true, display);
+    }
     // Overwritten in place, then cut to size: the file keeps its blocks, so nothing is
     // freed and allocated again.
     sys::write_all(t.fd.get(), data, display);

@@ -73,6 +73,10 @@ void Worker::setup_events() {
   const uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE;
   m_wd_pending = m_watch->add(m_spool.path_of(JobState::pending, ""), mask);
   m_wd_failed = m_watch->add(m_spool.path_of(JobState::failed, ""), mask);
+  // config.json is replaced by rename (or written, or removed, by hand): re-read it then,
+  // instead of checking it for every job.
+  m_wd_root = m_watch->add(m_spool.root().string(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE);
+  m_config.watched();
   m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
 }
 
@@ -90,6 +94,11 @@ void Worker::drain_inotify() {
   m_watch->drain([this](int wd, std::uint32_t mask, std::string_view name) {
     if (mask & IN_Q_OVERFLOW) {
       m_rescan = true; // inotify is a doorbell, not a log: look at everything again
+      m_config.changed();
+    } else if (wd == m_wd_root) {
+      if (name == "config.json") {
+        m_config.changed();
+      }
     } else if (!name.empty()) {
       index_file(wd == m_wd_failed ? JobState::failed : JobState::pending, name);
     }
@@ -209,7 +218,6 @@ void Worker::finish(int status, Micros now) {
   const double seconds = static_cast<double>(now - r.started()) / 1e6;
   append_log(r.claim().log_fd(), fmt::format("=== queuectl: job {} {} after {:.3f} s ===\n", r.claim().id(),
                                              res.error.empty() ? "completed" : res.error, seconds));
-  m_reg.set_job(std::nullopt);
   conclude(std::move(r.claim()), res, now, seconds);
   m_tx.prepare_log();
 }
@@ -341,6 +349,9 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
     Micros now = now_micros();
     if (!m_run && !m_stopping) {
       start_next(now);
+    }
+    if (!m_run) {
+      m_reg.set_job(std::nullopt); // idle (written only now: not between two jobs)
     }
     if (m_stopping && !m_run) {
       break;

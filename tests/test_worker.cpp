@@ -1,6 +1,7 @@
 // The worker's parts on their own, the way ninja tests its Subprocess: a running job's
 // clock (timeout -> SIGTERM -> SIGKILL, stop-now), the committer's groups, and a whole
 // Worker in a child process of the test, stopped gently and at once.
+#include "queuectl/commands.hpp"
 #include "queuectl/process.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/worker.hpp"
@@ -292,4 +293,23 @@ TEST_CASE("Worker: a job past its timeout is ended and its run counted as failed
   const Json j = job_in(s, JobState::dead, id);
   CHECK(j["last_error"] == "timeout");
   CHECK(j["exit_code"] == 128 + SIGTERM);
+}
+
+TEST_CASE("Worker: a config change applies to the next job without a restart", "[worker]") {
+  TempDir t;
+  Spool s = Spool::open(t.path());
+  cmd::config_set(s, "backoff-base", "1000"); // the first retry 1000 s away
+  const pid_t w = start_worker(t.path(), WorkerTimes{});
+  auto retry_in = [&](const std::string& id) {
+    REQUIRE(eventually([&] { return s.dir(JobState::failed).exists(job_file(id)); }));
+    const Json j = raw(s, JobState::failed, id);
+    return *parse_time(j["next_run_at"].get<std::string>()) - *parse_time(j["updated_at"].get<std::string>());
+  };
+  CHECK(retry_in(enqueue_cmd(s, "exit 1")) >= 999 * 1'000'000);
+  cmd::config_set(s, "backoff-base", "30"); // replaced by rename, as `config set` does
+  CHECK(retry_in(enqueue_cmd(s, "exit 1")) <= 31 * 1'000'000);
+  std::filesystem::remove(t.path() / "config.json"); // removed: the defaults (2 s)
+  CHECK(retry_in(enqueue_cmd(s, "exit 1")) <= 3 * 1'000'000);
+  REQUIRE(::kill(w, SIGTERM) == 0);
+  CHECK(wait_exit(w) == 0);
 }

@@ -48,10 +48,16 @@ private:
 class ConfigCache {
 public:
   const Config& get(const sys::Dir& root);
+  // For a caller that watches the spool's root (inotify) and calls changed() whenever
+  // config.json is replaced, removed or its events may have been lost: get() then
+  // re-reads only after changed(), with no fstatat per use.
+  void watched() { m_watched = true; }
+  void changed() { m_loaded = false; }
 
 private:
   Config m_config;
   bool m_loaded = false;
+  bool m_watched = false;
   std::uint64_t m_ino = 0;
   std::int64_t m_mtime_ns = -1;
   std::int64_t m_size = -1;

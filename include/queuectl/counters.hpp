@@ -60,7 +60,9 @@ public:
 
   // Adds an event under the file's exclusive lock. Errors are returned as false, never
   // thrown: counters are advisory and must not fail a job.
-  bool add(const CounterEvent& e);
+  bool add(const CounterEvent& e) { return add(&e, 1); }
+  // Adds `n` events in one update (one lock, one read, one write).
+  bool add(const CounterEvent* events, std::size_t n);
 
   // The counters as they are now (all zero before the first event).
   static CounterSnapshot read(const Spool& spool);

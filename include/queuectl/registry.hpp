@@ -57,7 +57,8 @@ private:
   std::string m_name;
   std::string m_job_name;
   sys::LockFile m_lock;
-  Fd m_job; // worker-<pid>.job, open for pwrite
+  Fd m_job;                                          // worker-<pid>.job, open for pwrite
+  std::optional<std::optional<std::string>> m_shown; // what it says (unset: not written yet)
 };
 
 // Live records of the spool, supervisors and workers; stale ones are removed on the way.

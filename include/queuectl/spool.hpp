@@ -144,8 +144,10 @@ public:
   // refers to the locked file, and reads it. nullopt when it is missing or someone else
   // holds it (`busy` then says which). Throws Error for a file that is not regular.
   std::optional<LockedJob> lock_job(JobState s, const std::string& stem, bool* busy = nullptr) const;
-  // The same for a descriptor the caller has locked already (e.g. after a blocking wait).
-  std::optional<LockedJob> adopt_lock(JobState s, const std::string& stem, Fd fd) const;
+  // The same for a descriptor the caller has locked already (e.g. after a blocking wait);
+  // `opened`, if given, is its fstat (saves a system call).
+  std::optional<LockedJob> adopt_lock(JobState s, const std::string& stem, Fd fd,
+                                      const struct stat* opened = nullptr) const;
 
   void sync_dir(JobState s) const;
 

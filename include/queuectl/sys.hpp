@@ -305,11 +305,17 @@ class SignalFd {
 public:
   explicit SignalFd(std::initializer_list<int> sigs);
   int fd() const { return m_fd.get(); }
-  // The next pending signal, without blocking.
+  // The next pending signal, without blocking. Signals are read several at a time; once
+  // a read has found the queue empty, the next call returns nullopt without asking the
+  // kernel again (poll says when there are more).
   std::optional<int> next();
 
 private:
   Fd m_fd;
+  int m_buf[16] = {};
+  std::size_t m_have = 0;
+  std::size_t m_next = 0;
+  bool m_emptied = false; // the last read took all that was queued
 };
 
 // --- events --------------------------------------------------------------------------

@@ -113,6 +113,7 @@ private:
   std::optional<sys::SignalFd> m_signals;
   int m_wd_pending = -1;
   int m_wd_failed = -1;
+  int m_wd_root = -1;
   std::optional<RunningJob> m_run;
   bool m_stopping = false;
   bool m_rescan = false;
