@@ -108,11 +108,16 @@ void older_option(CLI::App& c, Args& a) {
 const Command k_commands[] = {
     {"enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command", true, enqueue_options,
      [](Call& c) {
-       std::string ids;
-       for (const std::string& id : cmd::enqueue(c.spool, *c.a.enq_checked)) {
-         ids += id + "\n";
+       const JobIds ids = cmd::enqueue(c.spool, *c.a.enq_checked);
+       std::string text; // printed 64 KiB at a time: a million ids need not be in memory twice
+       for (std::size_t i = 0; i < ids.size(); ++i) {
+         text += ids[i];
+         text += '\n';
+         if (text.size() >= 65536 || i + 1 == ids.size()) {
+           out(text);
+           text.clear();
+         }
        }
-       out(ids);
        return 0;
      },
      [](Args& a, bool new_spool) {

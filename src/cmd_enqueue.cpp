@@ -113,11 +113,13 @@ EnqueueRequest prepare_enqueue(const EnqueueArgs& a, const std::function<std::st
   return r;
 }
 
-std::vector<std::string> enqueue(Spool& spool, const EnqueueRequest& r) {
+JobIds enqueue(Spool& spool, const EnqueueRequest& r) {
   if (r.lines) {
     return enqueue_lines(spool, *r.lines, r.overrides);
   }
-  return {enqueue_one(spool, r.base, r.overrides)};
+  JobIds one(1, false);
+  one.give(0, enqueue_one(spool, r.base, r.overrides));
+  return one;
 }
 
 } // namespace queuectl::cmd

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <unordered_map>
 
 namespace queuectl {
@@ -93,30 +94,83 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o) {
   return spool.enqueue_batch(one).at(0);
 }
 
-std::vector<BatchLine> batch_lines(std::string_view input) {
-  std::vector<BatchLine> lines;
-  for (std::size_t number = 1; !input.empty(); ++number) {
-    const auto nl = input.find('\n');
-    const std::string_view text = input.substr(0, nl);
-    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
-    if (text.find_first_not_of(" \t\r") != std::string_view::npos) {
-      lines.push_back({text, number});
-    }
+JobIds::JobIds(std::size_t n, bool generate) : m_size(n) {
+  if (!generate || n == 0) {
+    return;
   }
-  return lines;
+  std::string first = generate_id();
+  m_len = first.size();
+  m_generated.reserve(n * m_len);
+  m_generated += first;
+  for (std::size_t i = 1; i < n; ++i) {
+    const std::string id = generate_id();
+    if (id.size() != m_len) {
+      fail("generated ids of different lengths"); // cannot happen before the year 2112
+    }
+    m_generated += id;
+  }
 }
 
-Job batch_job(const BatchLine& line, const JobOverrides& o, const JobDefaults& d, Micros now,
+JobIds::JobIds(JobIds&& o) noexcept
+    : m_size(std::exchange(o.m_size, 0)), m_len(o.m_len), m_generated(std::move(o.m_generated)),
+      m_given(std::move(o.m_given)), m_mutex(std::move(o.m_mutex)) {
+  o.m_mutex = std::make_unique<std::mutex>();
+}
+
+JobIds& JobIds::operator=(JobIds&& o) noexcept {
+  m_size = std::exchange(o.m_size, 0);
+  m_len = o.m_len;
+  m_generated = std::move(o.m_generated);
+  m_given = std::move(o.m_given);
+  return *this;
+}
+
+std::string JobIds::operator[](std::size_t i) const {
+  if (const auto it = m_given.find(i); it != m_given.end()) {
+    return it->second;
+  }
+  return generated(i);
+}
+
+void JobIds::give(std::size_t i, std::string id) {
+  const std::lock_guard<std::mutex> g(*m_mutex);
+  m_given[i] = std::move(id);
+}
+
+BatchLines::BatchLines(std::string_view input) : m_input(input) {
+  for (std::size_t pos = 0; pos < input.size();) {
+    auto nl = input.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      nl = input.size();
+    }
+    if (input.substr(pos, nl - pos).find_first_not_of(" \t\r") != std::string_view::npos) {
+      m_starts.push_back(pos);
+    }
+    pos = nl + 1;
+  }
+}
+
+std::string_view BatchLines::text(std::size_t i) const {
+  const std::string_view rest = m_input.substr(m_starts[i]);
+  return rest.substr(0, rest.find('\n'));
+}
+
+std::size_t BatchLines::number(std::size_t i) const {
+  return 1 + static_cast<std::size_t>(
+                 std::count(m_input.begin(), m_input.begin() + static_cast<std::ptrdiff_t>(m_starts[i]), '\n'));
+}
+
+Job batch_job(const BatchLines& lines, std::size_t i, const JobOverrides& o, const JobDefaults& d, Micros now,
               const std::string* id_if_missing, bool* explicit_id) {
   try {
-    const Json base = parse_object(line.text);
+    const Json base = parse_object(lines.text(i));
     if (explicit_id) {
       *explicit_id = o.id || base.contains("id");
     }
     return make_job(base, o, d, now, id_if_missing);
   } catch (const Error& e) {
     if (e.code() == Exit::usage) {
-      bad_usage(fmt::format("line {}: {}", line.number, e.what()));
+      bad_usage(fmt::format("line {}: {}", lines.number(i), e.what()));
     }
     throw;
   }
@@ -125,13 +179,12 @@ Job batch_job(const BatchLine& line, const JobOverrides& o, const JobDefaults& d
 namespace {
 
 // Explicit ids are unique within a batch: Error(usage) naming both lines otherwise.
-template <class IdOf> void check_unique(const std::vector<BatchLine>& lines, IdOf id_of) {
+void check_unique(const BatchLines& lines, const std::map<std::size_t, std::string>& given) {
   std::unordered_map<std::string_view, std::size_t> seen;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (const std::optional<std::string_view> id = id_of(i)) {
-      if (const auto [it, fresh] = seen.emplace(*id, lines[i].number); !fresh) {
-        bad_usage(fmt::format("line {}: duplicate id '{}' (also on line {})", lines[i].number, *id, it->second));
-      }
+  for (const auto& [i, id] : given) {
+    if (const auto [it, fresh] = seen.emplace(id, i); !fresh) {
+      bad_usage(
+          fmt::format("line {}: duplicate id '{}' (also on line {})", lines.number(i), id, lines.number(it->second)));
     }
   }
 }
@@ -139,18 +192,18 @@ template <class IdOf> void check_unique(const std::vector<BatchLine>& lines, IdO
 } // namespace
 
 void check_batch(std::string_view input, const JobOverrides& o) {
-  const std::vector<BatchLine> lines = batch_lines(input);
+  const BatchLines lines(input);
   const Micros now = now_micros();
-  std::vector<std::optional<std::string>> ids(lines.size());
+  std::map<std::size_t, std::string> given;
   const std::string placeholder = "x"; // no id is generated for a job that is not kept
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    bool given = false;
-    const Job job = batch_job(lines[i], o, JobDefaults(), now, &placeholder, &given);
-    if (given) {
-      ids[i] = job.id();
+    bool explicit_id = false;
+    const Job job = batch_job(lines, i, o, JobDefaults(), now, &placeholder, &explicit_id);
+    if (explicit_id) {
+      given[i] = job.id();
     }
   }
-  check_unique(lines, [&](std::size_t i) { return ids[i] ? std::optional<std::string_view>(*ids[i]) : std::nullopt; });
+  check_unique(lines, given);
 }
 
 namespace {
@@ -158,24 +211,18 @@ namespace {
 // Ids must be unique within the batch, and explicit ones not taken in the spool: checked
 // under the ids lock, returned to be held until the batch is published. Generated ids are
 // unique by construction, so a batch without explicit ids needs neither.
-sys::LockFile check_batch_ids(const Spool& spool, const std::vector<Spool::Staged>& staged,
-                              const std::vector<char>& explicit_id, const std::vector<BatchLine>& lines) {
+sys::LockFile check_batch_ids(const Spool& spool, const JobIds& ids, const BatchLines& lines) {
   sys::LockFile lock;
-  if (std::find(explicit_id.begin(), explicit_id.end(), 1) == explicit_id.end()) {
+  if (ids.given().empty()) {
     return lock;
   }
-  check_unique(lines, [&](std::size_t i) { return std::optional<std::string_view>(staged[i].id); });
-  for (std::size_t i = 0; i < staged.size(); ++i) {
-    const std::string& id = staged[i].id;
-    if (explicit_id[i]) {
-      if (!lock) {
-        lock = lock_ids(spool);
-      }
-      if (spool.id_taken(id)) {
-        // An operation failure, as for one enqueue: re-running a batch that was cut short
-        // is not bad usage.
-        fail(fmt::format("line {}: a job with id '{}' already exists", lines[i].number, id));
-      }
+  check_unique(lines, ids.given());
+  lock = lock_ids(spool);
+  for (const auto& [i, id] : ids.given()) {
+    if (spool.id_taken(id)) {
+      // An operation failure, as for one enqueue: re-running a batch that was cut short
+      // is not bad usage.
+      fail(fmt::format("line {}: a job with id '{}' already exists", lines.number(i), id));
     }
   }
   return lock;
@@ -183,50 +230,47 @@ sys::LockFile check_batch_ids(const Spool& spool, const std::vector<Spool::Stage
 
 } // namespace
 
-std::vector<std::string> enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o) {
+JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o) {
   const Config cfg = spool.load_config();
   const JobDefaults d = cfg.job_defaults();
   const Micros now = now_micros();
-  const std::vector<BatchLine> lines = batch_lines(input);
+  const BatchLines lines(input);
   if (lines.empty()) {
     return {};
   }
   // Generated here, in input order: the jobs of a batch share created_at, so their ids
   // keep the input's order (FIFO) whichever thread builds which job.
-  std::vector<std::string> fresh_ids(o.id ? 0 : lines.size());
-  for (std::string& id : fresh_ids) {
-    id = generate_id();
-  }
+  JobIds ids(lines.size(), !o.id);
   // Each line is checked and written to tmp/ at once, on several threads; nothing
   // reaches pending/ before every line has passed, and a failure removes what was written.
-  std::vector<Spool::Staged> staged(lines.size());
-  std::vector<char> explicit_id(lines.size());
+  Spool::NewJobs batch(spool, lines.size());
   // The lowest line that failed so far: other threads stop before it (no point writing
   // more) but not after it, so that the first bad line is the one reported.
   std::atomic<std::size_t> first_bad{lines.size()};
-  sys::LockFile ids_lock;
-  try {
-    for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
-        try {
-          bool given = false;
-          const Job job = batch_job(lines[i], o, d, now, fresh_ids.empty() ? nullptr : &fresh_ids[i], &given);
-          explicit_id[i] = given;
-          spool.stage_new(job, false, staged[i]);
-        } catch (const Error&) {
-          std::size_t seen = first_bad.load();
-          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
-          }
-          throw;
+  for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
+    std::string fresh;
+    for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
+      try {
+        bool given = false;
+        if (!o.id) {
+          fresh = ids.generated(i);
         }
+        const Job job = batch_job(lines, i, o, d, now, o.id ? nullptr : &fresh, &given);
+        if (given) {
+          ids.give(i, job.id());
+        }
+        batch.write(i, job, false);
+      } catch (const Error&) {
+        std::size_t seen = first_bad.load();
+        while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+        }
+        throw;
       }
-    });
-    ids_lock = check_batch_ids(spool, staged, explicit_id, lines);
-  } catch (...) {
-    spool.discard(staged);
-    throw;
-  }
-  return spool.publish(staged, false);
+    }
+  });
+  const sys::LockFile ids_lock = check_batch_ids(spool, ids, lines);
+  batch.publish([&](std::size_t i) { return ids[i]; }, false);
+  return ids;
 }
 
 } // namespace queuectl

@@ -317,7 +317,7 @@ void Api::install(httplib::Server& svr) {
         Handler([this](const httplib::Request& req, httplib::Response& res) {
           cmd::EnqueueRequest r;
           r.base = Job::parse(req.body).json();
-          send_json(res, 201, Json{{"id", cmd::enqueue(m_spool, r).at(0)}});
+          send_json(res, 201, Json{{"id", cmd::enqueue(m_spool, r)[0]}});
         }));
   route(svr, R"(/api/jobs/([^/]+))", Handler([this](const httplib::Request& req, httplib::Response& res) {
           send_json(res, 200, cmd::show(m_spool, job_id(req)));

@@ -271,80 +271,72 @@ StoredJob Spool::load(const std::string& id) const {
   return std::move(*sj);
 }
 
-void Spool::stage_new(const Job& job, bool sync, Staged& out) const {
-  out.id = job.id();
-  std::string name = temp_name("new");
-  Fd fd = m_tmp.create(name, job.dump(), sync, m_file_mode);
-  try {
-    sys::close(fd, m_tmp.path_of(name)); // a write's error may show only here
-  } catch (...) {
-    m_tmp.remove_quietly(name);
-    throw;
-  }
-  out.tmp = std::move(name);
-}
+Spool::NewJobs::NewJobs(const Spool& spool, std::size_t n)
+    : m_spool(spool), m_base(spool.reserve_temps(n)), m_written(n) {}
 
-void Spool::discard(const std::vector<Staged>& staged, std::size_t from) const {
-  for (std::size_t i = from; i < staged.size(); ++i) {
-    if (!staged[i].tmp.empty()) {
-      m_tmp.remove_quietly(staged[i].tmp);
+Spool::NewJobs::~NewJobs() {
+  for (std::size_t i = m_published; i < m_written.size(); ++i) {
+    if (m_written[i]) {
+      m_spool.m_tmp.remove_quietly(temp(i));
     }
   }
 }
 
-std::vector<std::string> Spool::publish(const std::vector<Staged>& staged, bool synced) {
+std::string Spool::NewJobs::temp(std::size_t i) const {
+  return fmt::format(".queuectl.{}.{}.new", m_spool.m_pid, m_base + i);
+}
+
+void Spool::NewJobs::write(std::size_t i, const Job& job, bool sync) {
+  const std::string name = temp(i);
+  Fd fd = m_spool.m_tmp.create(name, job.dump(), sync, m_spool.m_file_mode);
+  m_written[i] = 1;                            // before close: a failing close still leaves the file to remove
+  sys::close(fd, m_spool.m_tmp.path_of(name)); // a write's error may show only here
+}
+
+void Spool::NewJobs::publish(const std::function<std::string(std::size_t)>& id_of, bool synced) {
   if (!synced) {
-    try {
-      // One flush for the data of the whole batch instead of one fsync per file.
-      m_tmp.sync_file_system();
-    } catch (...) {
-      discard(staged);
-      throw;
-    }
+    // One flush for the data of the whole batch instead of one fsync per file.
+    m_spool.m_tmp.sync_file_system();
   }
-  std::vector<std::string> ids;
-  ids.reserve(staged.size());
-  const sys::Dir& pending = dir(JobState::pending);
-  const std::size_t n = staged.size();
+  const sys::Dir& pending = m_spool.dir(JobState::pending);
+  const std::size_t n = m_written.size();
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string f = job_file(staged[i].id);
+    const std::string id = id_of(i);
     bool moved = false;
     try {
-      moved = m_tmp.move_noreplace(staged[i].tmp, pending, f);
+      moved = m_spool.m_tmp.move_noreplace(temp(i), pending, job_file(id));
     } catch (const Error& e) {
-      discard(staged, i);
       if (i == 0) {
         throw;
       }
       fail(fmt::format("{} (the first {} of {} jobs were enqueued)", e.what(), i, n));
     }
     if (!moved) {
-      discard(staged, i);
-      fail(fmt::format("a job with id '{}' already exists{}", staged[i].id,
+      fail(fmt::format("a job with id '{}' already exists{}", id,
                        i == 0 ? std::string() : fmt::format(" (the first {} of {} jobs were enqueued)", i, n)));
     }
-    ids.push_back(staged[i].id);
+    m_published = i + 1;
   }
   pending.sync();
-  return ids;
 }
 
 std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
   const bool single = jobs.size() == 1; // one file: its own fdatasync beats a syncfs
-  std::vector<Staged> staged(jobs.size());
-  try {
-    // File creation in one directory scales with threads (unlike the renames in
-    // publish, which the kernel serialises across directories).
-    for_chunks(jobs.size(), [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) {
-        stage_new(jobs[i], single, staged[i]);
-      }
-    });
-  } catch (...) {
-    discard(staged);
-    throw;
+  NewJobs batch(*this, jobs.size());
+  // File creation in one directory scales with threads (unlike the renames in publish,
+  // which the kernel serialises across directories).
+  for_chunks(jobs.size(), [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      batch.write(i, jobs[i], single);
+    }
+  });
+  batch.publish([&](std::size_t i) { return jobs[i].id(); }, single);
+  std::vector<std::string> ids;
+  ids.reserve(jobs.size());
+  for (const Job& j : jobs) {
+    ids.push_back(j.id());
   }
-  return publish(staged, single);
+  return ids;
 }
 
 std::array<std::size_t, 5> Spool::counts() const {
@@ -479,9 +471,16 @@ void Spool::sync_dir(JobState s) const {
   dir(s).sync();
 }
 
+namespace {
+std::atomic<std::uint64_t> g_temp_serial{0}; // one count per process: every name differs
+} // namespace
+
 std::string Spool::temp_name(std::string_view kind) const {
-  static std::atomic<std::uint64_t> serial{0};
-  return fmt::format(".queuectl.{}.{}.{}", m_pid, serial++, kind);
+  return fmt::format(".queuectl.{}.{}.{}", m_pid, g_temp_serial++, kind);
+}
+
+std::uint64_t Spool::reserve_temps(std::size_t n) const {
+  return g_temp_serial.fetch_add(n);
 }
 
 namespace {

@@ -112,7 +112,11 @@ TEST_CASE("enqueue_lines: all or nothing, errors name the line", "[spool]") {
     big += "{\"command\":\"true\",\"x-n\":" + std::to_string(i) + "}\n";
   }
   SECTION("a large batch: generated ids increase in input order, nothing left in tmp/") {
-    const auto ids = enqueue_lines(s, big, {});
+    const JobIds batch = enqueue_lines(s, big, {});
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      ids.push_back(batch[i]);
+    }
     REQUIRE(ids.size() == 5000);
     CHECK(std::is_sorted(ids.begin(), ids.end()));
     CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());

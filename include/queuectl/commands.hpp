@@ -47,7 +47,7 @@ struct EnqueueRequest {
 EnqueueRequest prepare_enqueue(const EnqueueArgs& a, const std::function<std::string()>& read_input, bool new_spool);
 
 // Enqueues what was prepared; the ids, in input order.
-std::vector<std::string> enqueue(Spool& spool, const EnqueueRequest& r);
+JobIds enqueue(Spool& spool, const EnqueueRequest& r);
 
 // --- jobs (cmd_jobs.cpp) ---
 

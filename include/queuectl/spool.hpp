@@ -120,17 +120,31 @@ public:
   // an id already in pending/ or an I/O error, saying how many were enqueued before it.
   std::vector<std::string> enqueue_batch(std::vector<Job>& jobs);
 
-  // enqueue_batch in steps, for a caller that writes a batch while it checks it:
-  // stage_new writes a job to a temporary in tmp/ (from any thread; fdatasync'ed when
-  // `sync`), publish renames staged jobs into pending/ (after one syncfs for the whole
-  // batch unless each was synced) and fsyncs pending/ once, discard removes them.
-  struct Staged {
-    std::string id;
-    std::string tmp; // empty: not written
+  // enqueue_batch in steps, for a caller that writes a batch while it checks it. The
+  // temporaries' names are reserved for the whole batch (".queuectl.<pid>.<n>.new", n
+  // counting from a base), so a batch costs one byte per job here whatever its size.
+  class NewJobs {
+  public:
+    NewJobs(const Spool& spool, std::size_t n);
+    NewJobs(const NewJobs&) = delete;
+    NewJobs& operator=(const NewJobs&) = delete;
+    // Removes what was written and not published.
+    ~NewJobs();
+    // Writes job `i` to its temporary in tmp/ (from any thread; fdatasync'ed when `sync`).
+    void write(std::size_t i, const Job& job, bool sync);
+    // Renames the jobs into pending/<id_of(i)>.json in order (RENAME_NOREPLACE), after one
+    // syncfs for the whole batch unless each was synced, then fsyncs pending/ once. Every
+    // job must have been written. Throws Error(failure) on an id already in pending/ or
+    // an I/O error, saying how many were enqueued before it.
+    void publish(const std::function<std::string(std::size_t)>& id_of, bool synced);
+
+  private:
+    std::string temp(std::size_t i) const;
+    const Spool& m_spool;
+    std::uint64_t m_base;
+    std::vector<char> m_written;
+    std::size_t m_published = 0;
   };
-  void stage_new(const Job& job, bool sync, Staged& out) const;
-  std::vector<std::string> publish(const std::vector<Staged>& staged, bool synced);
-  void discard(const std::vector<Staged>& staged, std::size_t from = 0) const;
 
   // Number of jobs per state, by counting directory entries (no job file is read).
   std::array<std::size_t, 5> counts() const;
@@ -154,6 +168,8 @@ public:
   // A new name for a temporary in tmp/: ".queuectl.<pid>.<n>.<kind>". The pid says whose
   // it is, for sweep_tmp().
   std::string temp_name(std::string_view kind) const;
+  // The first of `n` consecutive serials for temp_name-like names (see NewJobs).
+  std::uint64_t reserve_temps(std::size_t n) const;
   // Removes what processes that died left in tmp/: queuectl's temporaries whose process
   // is gone, and any file untouched for ten minutes (a drop-in writer's), unless someone
   // holds a lock on it. Cheap (tmp/ holds a handful of files): workers run it at start,
