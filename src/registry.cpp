@@ -59,7 +59,6 @@ void Registration::set_job(const std::optional<std::string>& id) {
   if (!m_job || (m_shown && *m_shown == id)) {
     return; // advisory only: never fail a job over it; unchanged: nothing to write
   }
-  m_shown = id;
   // One fixed-size pwrite per change (ids are at most 128 bytes): the file never
   // shrinks, so no truncate, and a reader sees one id padded with blanks.
   std::string text = id.value_or("");
@@ -67,6 +66,7 @@ void Registration::set_job(const std::optional<std::string>& id) {
   text += '\n';
   try {
     sys::write_all_at(m_job.get(), text, 0, m_dir->path_of(m_job_name));
+    m_shown = id; // only once written: a failed write is tried again
   } catch (const Error&) {
     // advice for `worker status` only: the job runs all the same
   }

@@ -522,12 +522,27 @@ void Spool::sweep_tmp() const {
     names.emplace_back(name);
     return true;
   });
+  std::unordered_map<pid_t, std::optional<Micros>> started; // of each owner, read once
   for (const std::string& n : names) {
     const pid_t owner = owner_of(n);
-    bool stale = owner != 0 && owner != m_pid && !sys::process_alive(owner);
-    if (!stale) {
+    bool stale = false;
+    if (owner == 0) {
+      // Not queuectl's: another writer's, left for ten minutes.
       const auto st = m_tmp.stat(n);
       stale = st && now - sys::mtime_micros(*st) > k_stale_after;
+    } else if (owner != m_pid) {
+      // queuectl's: its owner's while that process lives, however long it takes (a
+      // batch of millions may write for many minutes). A process that started after
+      // the file was last written is another one with the same pid: the owner is gone.
+      auto [it, fresh] = started.try_emplace(owner);
+      if (fresh) {
+        it->second = sys::process_started(owner);
+      }
+      if (!it->second) {
+        stale = true;
+      } else if (const auto st = m_tmp.stat(n)) {
+        stale = *it->second > sys::mtime_micros(*st) + 2'000'000; // to the second, with slack
+      }
     }
     if (stale) {
       remove_unlocked(m_tmp, n);

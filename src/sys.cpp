@@ -501,6 +501,42 @@ void exit_now(int code) {
   ::_exit(code);
 }
 
+std::optional<Micros> process_started(pid_t pid) {
+  static const std::int64_t boot_seconds = [] {
+    const Fd f = open_path("/proc/stat", O_RDONLY);
+    const std::string text = f ? read_all(f.get(), "/proc/stat") : std::string();
+    const auto at = text.find("\nbtime ");
+    return at == std::string::npos ? std::int64_t{-1} : std::strtoll(text.c_str() + at + 7, nullptr, 10);
+  }();
+  const Fd f = open_path(fmt::format("/proc/{}/stat", pid), O_RDONLY);
+  if (!f || boot_seconds < 0) {
+    return std::nullopt;
+  }
+  std::string text;
+  try {
+    text = read_all(f.get(), "/proc/PID/stat");
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  // "pid (comm) state ppid ... starttime" : starttime is field 22, the 20th after ')'.
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) {
+    return std::nullopt;
+  }
+  const char* p = text.c_str() + paren + 1;
+  for (int field = 3; field < 22 && *p; ++field) {
+    while (*p == ' ') {
+      ++p;
+    }
+    while (*p && *p != ' ') {
+      ++p;
+    }
+  }
+  const unsigned long long ticks = std::strtoull(p, nullptr, 10);
+  static const long hz = ::sysconf(_SC_CLK_TCK);
+  return boot_seconds * 1'000'000 + static_cast<Micros>(ticks * 1'000'000ULL / static_cast<unsigned long long>(hz));
+}
+
 bool process_alive(pid_t pid) {
   return ::kill(pid, 0) == 0 || errno == EPERM;
 }

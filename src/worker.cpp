@@ -75,7 +75,8 @@ void Worker::setup_events() {
   m_wd_failed = m_watch->add(m_spool.path_of(JobState::failed, ""), mask);
   // config.json is replaced by rename (or written, or removed, by hand): re-read it then,
   // instead of checking it for every job.
-  m_wd_root = m_watch->add(m_spool.root().string(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE);
+  m_wd_root =
+      m_watch->add(m_spool.root().string(), IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE);
   m_config.watched();
   m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
 }
@@ -376,11 +377,11 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
     }
     pollfd fds[] = {{m_watch->fd(), POLLIN, 0}, {m_signals->fd(), POLLIN, 0}, {m_waiters.fd(), POLLIN, 0}};
     sys::poll(fds, 3, poll_timeout(now_micros()));
+    if (fds[0].revents & POLLIN) {
+      drain_inotify(); // first: a config change it reports applies to a run ending now
+    }
     if (fds[1].revents & POLLIN) {
       drain_signals();
-    }
-    if (fds[0].revents & POLLIN) {
-      drain_inotify();
     }
     if (fds[2].revents & POLLIN) {
       recover_released();

@@ -459,3 +459,39 @@ TEST_CASE("sweep_tmp: leftovers of dead processes go, what is held or fresh stay
   s.sweep_tmp();
   CHECK_FALSE(fs::exists(tmp / held));
 }
+
+TEST_CASE("sweep_tmp: a live process's temporaries stay however old; a reused pid's go", "[spool]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const fs::path tmp = dir.path() / "tmp";
+  auto set_mtime = [&](const std::string& name, std::time_t t) {
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {t, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (tmp / name).c_str(), times, 0) == 0);
+  };
+  // A bulk enqueue that has been writing since just after its process started, long ago
+  // (pid 1 stands for it: alive, and started before the file was written).
+  const auto init_started = sys::process_started(1);
+  REQUIRE(init_started);
+  const std::string batch = ".queuectl.1.7.new";
+  write(tmp / batch, "x");
+  set_mtime(batch, static_cast<std::time_t>(*init_started / 1'000'000 + 3));
+  if (::time(nullptr) - *init_started / 1'000'000 < 700) {
+    WARN("pid 1 started less than ten minutes ago: the file is not old enough to show the rule");
+  }
+  // A file of a process that has the pid of one that wrote it an hour before it started.
+  write(dir.path() / "unrelated", "");
+  const pid_t writer = hold_lock(dir.path() / "unrelated"); // a live process, started now
+  const std::string reused = fmt::format(".queuectl.{}.8.new", writer);
+  write(tmp / reused, "x");
+  set_mtime(reused, ::time(nullptr) - 3600);
+  const std::string fresh = fmt::format(".queuectl.{}.9.new", writer); // its own, just written
+  write(tmp / fresh, "x");
+  s.sweep_tmp();
+  CHECK(fs::exists(tmp / batch));
+  CHECK_FALSE(fs::exists(tmp / reused));
+  CHECK(fs::exists(tmp / fresh));
+  end(writer);
+  s.sweep_tmp(); // its owner is gone now
+  CHECK_FALSE(fs::exists(tmp / fresh));
+  CHECK(fs::exists(tmp / batch));
+}

@@ -180,6 +180,9 @@ pid_t fork_process(std::string_view what);
 [[noreturn]] void exit_now(int code);
 // Whether a process exists (a zombie counts).
 bool process_alive(pid_t pid);
+// When process `pid` started, on the wall clock (from /proc: to the second, as the boot
+// time is); nullopt when it is gone or cannot be read.
+std::optional<Micros> process_started(pid_t pid);
 enum class Sent { delivered, gone, denied };
 // kill(2).
 Sent send_signal(pid_t pid, int sig);
