@@ -2,7 +2,7 @@
 """queuectl benchmarks. Every figure is a median of repeated runs, next to its baseline
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
-Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine] BUILD_DIR
+Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine|million] BUILD_DIR
   BUILD_DIR holds queuectl (the default link, static), static-runtime/queuectl and
   dynamic/queuectl (see bench/run.sh), and for `engine` before/queuectl: the same build of
   an earlier commit, measured beside this one (BENCH_BEFORE_REV in bench/run.sh).
@@ -137,33 +137,6 @@ def bench_enqueue():
     say(f"`list --limit 20` on {n:,} pending jobs: median {lst * 1000:.0f} ms (10 runs), "
         f"{lst / floor_read:.2f}x the floor of reading every job file once (`bench/readfiles.c`, "
         f"{floor_read * 1000:.0f} ms).")
-    if not QUICK:
-        big = fresh_spool("million")
-        with open(lines) as f:
-            data = f.read()
-        for _ in range(10):
-            subprocess.run([Q, "--spool", big, "enqueue", "-"], input=data, text=True, stdout=subprocess.DEVNULL, check=True)
-        st = hyperfine([f"{Q} --spool {big} status"], runs=10)[0]
-        say(f"`status` on 1,000,000 pending jobs: median {st * 1000:.0f} ms (10 runs).")
-        # A worker reads every waiting job before it claims the first (the first claimed
-        # must be the first in order): `worker start --detach` returns when all its workers
-        # have. Against one thread reading every job file once; all from the page cache.
-        read_all, start, rss = [], {1: [], 2: []}, []
-        for _ in range(REPS):
-            t0 = time.monotonic()
-            sh(compile_c("readfiles"), os.path.join(big, "pending"), stdout=subprocess.DEVNULL)
-            read_all.append(time.monotonic() - t0)
-            for count in start:
-                t0 = time.monotonic()
-                pids = q(big, "worker", "start", "--detach", "--count", str(count)).split()
-                start[count].append(time.monotonic() - t0)
-                if count == 1:
-                    rss.append(rss_kib(pids[1]))
-                q(big, "worker", "stop")
-        say(f"Worker start on 1,000,000 pending jobs, until ready to claim (median of {REPS}): "
-            f"`--count 1` {med(start[1]):.1f} s, `--count 2` {med(start[2]):.1f} s; one thread reading "
-            f"every job file once (`bench/readfiles.c`) {med(read_all):.1f} s. The worker's resident "
-            f"memory then: {med(rss) / 1024:.0f} MiB ({med(rss) * 1024 / 1e6:.0f} bytes per job).")
     say()
     # One enqueue process against /bin/true, and the link choices.
     sp = fresh_spool("single")
@@ -353,99 +326,85 @@ def bench_dispatch():
         say(f"| {name} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | {pct(c, 99) * 1000:.2f} ms |")
     say()
     floor_exe = compile_c("spawn_floor")
-    res = {"floor": [], "queuectl": [], "nq": [], "task-spooler": []}
-    for rep in range(REPS):
-        res["floor"].append(float(subprocess.run([floor_exe, str(n_drain)], check=True, stdout=subprocess.PIPE, text=True).stdout))
-        res["queuectl"].append(drain_queuectl(n_drain))
-        if rep < BASELINE_REPS:
-            res["nq"].append(drain_nq(n_drain))
-            res["task-spooler"].append(drain_tsp(n_drain))
-    f = n_drain / med(res["floor"])
-    qr = n_drain / med(res["queuectl"])
-    say(f"Drain of {n_drain:,} `true` jobs, median of {REPS} runs (nq and task-spooler: {BASELINE_REPS}):")
+    for n_drain in ((1000,) if QUICK else (2000, 10000)):
+        res = {"floor": [], "queuectl": [], "nq": [], "task-spooler": []}
+        cpu = []
+        baselines = n_drain == 10000 or QUICK
+        for rep in range(REPS):
+            res["floor"].append(float(subprocess.run([floor_exe, str(n_drain)], check=True, stdout=subprocess.PIPE,
+                                                     text=True).stdout))
+            res["queuectl"].append(drain_queuectl(n_drain, cpu=cpu))
+            if baselines and rep < BASELINE_REPS:
+                res["nq"].append(drain_nq(n_drain))
+                res["task-spooler"].append(drain_tsp(n_drain))
+        f = n_drain / med(res["floor"])
+        qr = n_drain / med(res["queuectl"])
+        say(f"Drain of {n_drain:,} `true` jobs, median of {REPS} runs"
+            + (f" (nq and task-spooler: {BASELINE_REPS})" if baselines else "") + ":")
+        say()
+        say("| system | seconds | jobs/s | ratio to floor | queuectl's ratio to it |")
+        say("|---|---:|---:|---:|---:|")
+        labels = {
+            "floor": "floor: `bench/spawn_floor.c`, `/bin/sh -c true` back to back, one process",
+            "queuectl": "queuectl: pre-enqueued, `worker start --count 2`, until all in done/",
+            "nq": "nq: `nq true` per job (its enqueue starts the job), until all ran",
+            "task-spooler": "task-spooler: `tsp -S 2`, `tsp true` per job, until all ran",
+        }
+        for name, xs in res.items():
+            if xs:
+                r = n_drain / med(xs)
+                say(f"| {labels[name]} | {med(xs):.2f} | {r:,.0f} | {r / f:.2f} | {qr / r:.2f} |")
+        say()
+        say(f"Queue CPU per job in that drain (supervisor + workers, user + system, the jobs' processes "
+            f"excluded; `/proc/PID/stat`): median {med(cpu) / n_drain * 1e6:.0f} us (runs: "
+            f"{', '.join(f'{c / n_drain * 1e6:.0f}' for c in cpu)}).")
+        say()
+    calls = subprocess.run(["bash", os.path.join(HERE, "syscalls_per_job.sh"), "2000", Q], check=True,
+                           stdout=subprocess.PIPE, text=True).stdout.strip().rsplit(": ", 1)[-1]
+    say(f"System calls per job of one worker fed 2,000 `true` jobs (`bench/syscalls_per_job.sh 2000`, strace -c, "
+        f"every thread of the worker, the jobs excluded): {calls}.")
     say()
-    say("| system | seconds | jobs/s | ratio to floor | queuectl's ratio to it |")
-    say("|---|---:|---:|---:|---:|")
-    labels = {
-        "floor": "floor: `bench/spawn_floor.c`, `/bin/sh -c true` back to back, one process",
-        "queuectl": "queuectl: pre-enqueued, `worker start --count 2`, until all in done/",
-        "nq": "nq: `nq true` per job (its enqueue starts the job), until all ran",
-        "task-spooler": "task-spooler: `tsp -S 2`, `tsp true` per job, until all ran",
-    }
-    for name, xs in res.items():
-        r = n_drain / med(xs)
-        say(f"| {labels[name]} | {med(xs):.2f} | {r:,.0f} | {r / f:.2f} | {qr / r:.2f} |")
+    bench_enqueue_during_drain()
+
+
+def time_enqueues(spool, n):
+    ts = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        subprocess.run([Q, "--spool", spool, "enqueue", "--command", "true"], check=True, stdout=subprocess.DEVNULL)
+        ts.append(time.monotonic() - t0)
+    return ts
+
+
+def bench_enqueue_during_drain():
+    n = 50 if QUICK else 200
+    n_drain = 20000
+    idle, busy = [], []
+    for _ in range(REPS):
+        sp = fresh_spool("idle")
+        q(sp, "status")
+        idle += time_enqueues(sp, n)
+        sp = fresh_spool("busy")
+        subprocess.run([Q, "--spool", sp, "enqueue", "-"], input='{"command":"true"}\n' * n_drain, text=True,
+                       check=True, stdout=subprocess.DEVNULL)
+        os.sync()
+        q(sp, "worker", "start", "--detach", "--count", "2")
+        wait_completed(sp, 500)  # draining at full speed
+        busy += time_enqueues(sp, n)
+        stats = open(os.path.join(sp, "stats")).read()
+        ran = int(next(l.split()[1] for l in stats.splitlines() if l.startswith("runs_completed ")))
+        q(sp, "worker", "stop")
+        if ran >= n_drain:
+            say("(the drain ended before the enqueues did: the figures below are not under load)")
+    say(f"One `enqueue --command true` process, {n} x {REPS} runs each, on an idle spool and while two workers "
+        f"drain {n_drain:,} `true` jobs at full speed on the same spool:")
     say()
-
-
-class Arrivals:
-    """inotify on one directory: when a given file name arrives (moved or created there)."""
-
-    def __init__(self, path):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self.libc.inotify_init1(os.O_CLOEXEC)
-        if self.fd < 0 or self.libc.inotify_add_watch(self.fd, path.encode(), 0x80 | 0x100) < 0:  # MOVED_TO | CREATE
-            raise OSError(ctypes.get_errno(), "inotify")
-
-    def wait(self, name, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not select.select([self.fd], [], [], max(0.0, end - time.monotonic()))[0]:
-                break
-            t = time.time()
-            buf = os.read(self.fd, 65536)
-            off = 0
-            while off < len(buf):
-                length = int.from_bytes(buf[off + 12:off + 16], "little")
-                if buf[off + 16:off + 16 + length].rstrip(b"\0").decode() == name:
-                    return t
-                off += 16 + length
-        raise SystemExit(f"timed out waiting for {name}")
-
-    def close(self):
-        os.close(self.fd)
-
-
-def recovery_latency(exe, n):
-    """A job's worker is killed (kill -9) while its command runs on; the supervisor starts a
-    new worker. Then the command exits: the delay from its last mark to the job's arrival
-    in dead/ (max_retries 0: the lost run is its last) is how long the orphaned job waits
-    once its lock is free. Includes the command's own exit after its mark."""
-    sp = fresh_spool("recover")
-    d = fresh("recover-fifos")
-    run = lambda *a: subprocess.run([exe, "--spool", sp, *a], check=True, stdout=subprocess.PIPE, text=True).stdout
-    run("worker", "start", "--detach", "--count", "1")
-    arrivals = Arrivals(os.path.join(sp, "dead"))
-    marks = os.path.join(d, "marks")
-    os.mkfifo(marks)
-    mfd = os.open(marks, os.O_RDWR)
-    out = []
-    try:
-        for i in range(n):
-            go = os.path.join(d, f"go{i}")
-            os.mkfifo(go)
-            run("enqueue", "--id", f"r{i}", "--max-retries", "0", "--command",
-                f"echo started > {marks}; read x < {go}; date +%s.%N > {marks}; exit 3")
-            os.read(mfd, 64)  # running
-            worker = json.loads(run("worker", "status", "--json"))[0]["pid"]
-            os.kill(worker, 9)
-            while True:  # the supervisor's replacement, registered
-                ws = json.loads(run("worker", "status", "--json"))
-                if ws and ws[0]["pid"] != worker:
-                    break
-                time.sleep(0.01)
-            # Through its start-up (a bench, not a test: settle, then measure), and past the
-            # second in which the supervisor counts a worker's death as a failure at start.
-            time.sleep(1.2)
-            with open(go, "w") as f:
-                f.write("go\n")
-            mark = float(os.read(mfd, 64).decode())
-            out.append(arrivals.wait(f"r{i}.json", 30) - mark)
-    finally:
-        os.close(mfd)
-        arrivals.close()
-        run("worker", "stop")
-    return out
+    say("| | p50 ms | p99 ms |")
+    say("|---|---:|---:|")
+    say(f"| idle | {med(idle) * 1000:.2f} | {pct(idle, 99) * 1000:.2f} |")
+    say(f"| during the drain | {med(busy) * 1000:.2f} | {pct(busy, 99) * 1000:.2f} |")
+    say(f"| ratio | {med(busy) / med(idle):.2f} | {pct(busy, 99) / pct(idle, 99):.2f} |")
+    say()
 
 
 def bench_engine():
@@ -512,6 +471,104 @@ def bench_engine():
     say()
 
 
+def tree_rss_kib(pid):
+    """Resident memory of a process and its children (a supervisor and its workers)."""
+    total = 0
+    try:
+        total = rss_kib(pid)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for child in f.read().split():
+                total += rss_kib(int(child))
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        pass
+    return total
+
+
+def first_job(spool, count, cold):
+    """`worker start --count COUNT` in the foreground on a spool of a million waiting jobs:
+    seconds from the call to the first job completed (the spool's stats counter), and the
+    peak resident memory of supervisor + workers, sampled every 5 ms from the call until
+    two seconds after (the workers drain meanwhile); then the workers are stopped."""
+    if cold:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    stats = os.path.join(spool, "stats")
+    done_before = int(next((l.split()[1] for l in open(stats) if l.startswith("runs_completed ")), 0)) \
+        if os.path.exists(stats) else 0
+    t0 = time.monotonic()
+    sup = subprocess.Popen([Q, "--spool", spool, "worker", "start", "--count", str(count)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak, first = 0, None
+    while True:
+        peak = max(peak, tree_rss_kib(sup.pid))
+        if first is None:
+            try:
+                with open(stats) as f:
+                    if any(l.startswith("runs_completed ") and int(l.split()[1]) > done_before for l in f):
+                        first = time.monotonic() - t0
+            except FileNotFoundError:
+                pass
+        elif time.monotonic() - t0 > first + 2:
+            break
+        if time.monotonic() - t0 > 300:
+            raise SystemExit("no job completed within 300 s")
+        time.sleep(0.005)
+    sup.terminate()
+    sup.wait()
+    return first, peak
+
+
+def bench_million():
+    n = 100_000 if QUICK else 1_000_000
+    say(f"## {n:,} waiting jobs (issue 15)")
+    say()
+    sp = fresh_spool("million")
+    # Priority 0 for all but one line in the middle, priority 5: the first job to start.
+    lines = "".join(json.dumps({"command": "true", "priority": 5 if i == n // 2 else 0}) + "\n" for i in range(n))
+    ids_file = os.path.join(WORK, "million-ids")
+    t0 = time.monotonic()
+    with open(ids_file, "w") as ids_out:
+        p = subprocess.Popen([Q, "--spool", sp, "enqueue", "-"], stdin=subprocess.PIPE, stdout=ids_out, text=True)
+        p.stdin.write(lines)
+        p.stdin.close()
+        peak = 0
+        while p.poll() is None:
+            peak = max(peak, tree_rss_kib(p.pid))
+            time.sleep(0.05)
+    took = time.monotonic() - t0
+    floor = float(subprocess.run([compile_c("mkfiles"), fresh("files"), str(n)], check=True, stdout=subprocess.PIPE,
+                                 text=True).stdout)
+    say(f"Bulk `enqueue -` of {n:,} lines: {took:.1f} s, {n / took:,.0f} jobs/s = {floor / took:.2f} of the "
+        f"same-run floor of creating {n:,} small files (`bench/mkfiles.c`, {floor:.1f} s); peak resident "
+        f"memory (sampled every 50 ms) {peak / 1024:.0f} MiB.")
+    say()
+    # The order of work: the priority-5 job, then the others oldest first; a batch shares
+    # created_at, and its generated ids keep the input's order.
+    ids = open(ids_file).read().split()
+    order = [ids[n // 2]] + ids[:n // 2] + ids[n // 2 + 1:]
+    rank = {id_: i for i, id_ in enumerate(order)}
+    say(f"`worker start` in the foreground on the waiting jobs, until the first job is done (the stats counter), "
+        f"and the peak resident memory of supervisor + workers (sampled every 5 ms until 2 s after, while "
+        f"they drain). Median of {REPS}; cold: after `sync; echo 3 > /proc/sys/vm/drop_caches`. In order: the "
+        f"jobs in `done/` after all the runs are exactly the first ones of the order of work (the priority-5 "
+        f"job, then the oldest).")
+    say()
+    say("| workers | page cache | first job done, s | peak RSS of supervisor + workers, MiB |")
+    say("|---|---|---:|---:|")
+    for count, cold in ((2, False), (2, True), (1, False), (3, False)):
+        firsts, peaks = [], []
+        for _ in range(REPS):
+            first, pk = first_job(sp, count, cold)
+            firsts.append(first)
+            peaks.append(pk)
+        say(f"| {count} | {'cold' if cold else 'warm'} | {med(firsts):.2f} | {med(peaks) / 1024:.0f} |")
+    done = sorted(rank[f[:-5]] for f in os.listdir(os.path.join(sp, "done")) if f.endswith(".json"))
+    say()
+    say(f"In order: {len(done):,} jobs ran, {'exactly the first ' + format(len(done), ',') if done == list(range(len(done))) else 'NOT the first ones: ranks ' + str(done[:10]) + '...'} of the order of work.")
+    say()
+
+
 def main():
     say(f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, {os.uname().release}; "
         f"work dir on `{subprocess.run(['df', '--output=fstype', WORK], stdout=subprocess.PIPE, text=True).stdout.split()[-1]}`.")
@@ -523,6 +580,8 @@ def main():
             bench_dispatch()
         if ONLY == "engine":
             bench_engine()
+        if ONLY in (None, "million"):
+            bench_million()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
     with open(os.path.join(BUILD, "bench-results.md"), "w") as f:

@@ -15,7 +15,7 @@ fi
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=static $launcher >/dev/null
 cmake --build $B -j2 --target queuectl >/dev/null
 case " $* " in
-*" --only dispatch "* | *" --only engine "*) ;;
+*" --only dispatch "* | *" --only engine "* | *" --only million "*) ;;
 *)
   for link in static-runtime dynamic; do
     cmake -S . -B $B/$link -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=$link $launcher >/dev/null

@@ -2,6 +2,7 @@
 
 #include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
+#include "queuectl/pending_index.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 
@@ -249,6 +250,7 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
   std::atomic<std::size_t> first_bad{lines.size()};
   for_chunks(lines.size(), [&](std::size_t begin, std::size_t end) {
     std::string fresh;
+    pending_index::Appender order(spool); // the jobs' lines, before any is published
     for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
       try {
         bool given = false;
@@ -260,6 +262,7 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
           ids.give(i, job.id());
         }
         batch.write(i, job, false);
+        order.add(job);
       } catch (const Error&) {
         std::size_t seen = first_bad.load();
         while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {

@@ -2,6 +2,7 @@
 
 #include "queuectl/error.hpp"
 #include "queuectl/parallel.hpp"
+#include "queuectl/pending_index.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -29,19 +30,19 @@ std::string log_file(std::string_view id) {
 }
 
 std::optional<std::string> id_of_file(std::string_view name) {
-  auto stem = stem_of_file(name);
+  const auto stem = stem_of_file(name);
   if (!stem || !valid_id(*stem)) {
     return std::nullopt;
   }
-  return stem;
+  return std::string(*stem);
 }
 
-std::optional<std::string> stem_of_file(std::string_view name) {
+std::optional<std::string_view> stem_of_file(std::string_view name) {
   constexpr std::string_view ext = ".json";
   if (name.size() <= ext.size() || name[0] == '.' || name.substr(name.size() - ext.size()) != ext) {
     return std::nullopt;
   }
-  return std::string(name.substr(0, name.size() - ext.size()));
+  return name.substr(0, name.size() - ext.size());
 }
 
 fs::path Spool::resolve(const std::optional<std::string>& flag) {
@@ -227,7 +228,7 @@ std::optional<StoredJob> Spool::try_load(const std::string& id) const {
 }
 
 std::optional<Job> Spool::read_listed(JobState s, const std::string& file) const {
-  const std::string stem = stem_of_file(file).value_or(file);
+  const std::string stem(stem_of_file(file).value_or(file));
   std::optional<std::string> text;
   std::string why;
   try {
@@ -326,8 +327,10 @@ std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
   // File creation in one directory scales with threads (unlike the renames in publish,
   // which the kernel serialises across directories).
   for_chunks(jobs.size(), [&](std::size_t begin, std::size_t end) {
+    pending_index::Appender order(*this); // the jobs' lines, before any is published
     for (std::size_t i = begin; i < end; ++i) {
       batch.write(i, jobs[i], single);
+      order.add(jobs[i]);
     }
   });
   batch.publish([&](std::size_t i) { return jobs[i].id(); }, single);

@@ -1,6 +1,7 @@
 #include "queuectl/supervisor.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/job_index.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
@@ -41,7 +42,8 @@ public:
   int run(int ready_fd);
 
 private:
-  pid_t spawn_worker(int ready_fd);
+  pid_t spawn_worker(int ready_fd, bool handed = false);
+  void hand_over_scan(std::vector<Fd>& ready);
   void reap();
   void stop_workers(int sig);
 
@@ -53,11 +55,12 @@ private:
   bool m_stopping = false;
   int m_fast_failures = 0;
   int m_exit = 0;
-  Fd m_ready_fd;            // the caller's readiness pipe; workers must not inherit it
-  IndexSnapshot m_snapshot; // the waiting jobs, read once for the first workers (see run)
+  Fd m_ready_fd;                         // the caller's readiness pipe; workers must not inherit it
+  std::optional<IndexHandOver> m_handed; // for the first workers (see hand_over_scan)
+  Fd m_go;                               // its pipe's write end: closed once the scan is written
 };
 
-pid_t Supervisor::spawn_worker(int ready_fd) {
+pid_t Supervisor::spawn_worker(int ready_fd, bool handed) {
   const pid_t sup = sys::own_pid();
   const pid_t pid = sys::fork_process(m_root.string());
   if (pid == 0) {
@@ -69,7 +72,13 @@ pid_t Supervisor::spawn_worker(int ready_fd) {
     }
     int rc = 1;
     try {
-      rc = run_worker(m_root, sup, std::move(m_snapshot), ready_fd, log_line);
+      m_go.reset(); // the workers wait for its end
+      std::optional<IndexHandOver> mine;
+      if (handed && m_handed) {
+        mine = std::move(m_handed);
+      }
+      m_handed.reset();
+      rc = run_worker(m_root, sup, ready_fd, std::move(mine), log_line);
     } catch (const std::exception& e) {
       log_line(fmt::format("worker error: {}", e.what()));
     }
@@ -117,33 +126,57 @@ void Supervisor::reap() {
   }
 }
 
+// Waits until every first worker's watch is set (its first byte), scans the waiting
+// jobs once for all of them, and lets them go. With a million waiting, the listing of
+// pending/ is most of a scan's time, and two workers listing it at once take twice as
+// long as one. Should the scan fail, the workers find nothing to load and scan for
+// themselves.
+void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
+  for (Fd& rd : ready) {
+    (void)sys::read_some(rd.get(), 1, "a worker's readiness pipe"); // "w", or its end if it died
+  }
+  try {
+    std::string text;
+    {
+      JobIndex index;
+      scan_waiting(m_spool, m_spool.load_config().job_defaults().priority, now_micros(), index);
+      index.save(text);
+    }
+    sys::write_all_at(m_handed->file.get(), text, 0, "the workers' scan");
+  } catch (const Error& e) {
+    log_line(fmt::format("cannot scan the waiting jobs for the workers: {}", e.what()));
+  }
+  m_go.reset();
+  m_handed.reset();
+  sys::release_free_memory();
+}
+
 int Supervisor::run(int ready_fd) {
   sys::SignalFd signals(k_signals);
   m_ready_fd = Fd(ready_fd);
-  // Every worker needs an index of the waiting jobs before its first claim. Read once
-  // here, the first workers inherit it with fork (shared until they change it) instead
-  // of each reading every job file: with a million jobs waiting, that is most of a
-  // start's time. A single worker reads the spool itself (sharing would only add the
-  // fork of a large process), as does a worker started later.
   // The config is read here first so that a broken one is one error, not a worker dying
   // at every start.
-  const std::int64_t default_priority = m_spool.load_config().job_defaults().priority;
+  (void)m_spool.load_config();
+  // The first workers share one scan of the waiting jobs, made here once their inotify
+  // watches are set (see hand_over_scan); a single worker, or one started later, scans
+  // the spool itself.
   if (m_count > 1) {
-    for (JobState s : {JobState::pending, JobState::failed}) {
-      for (const IndexEntry& e : read_waiting(m_spool, s, default_priority, [](const std::string&) { return false; })) {
-        m_snapshot.add(e);
-      }
+    if (Fd file = m_spool.tmp().create_unnamed(m_spool.file_mode())) {
+      auto [rd, wr] = sys::make_pipe("the workers' start");
+      m_handed = IndexHandOver{std::move(rd), std::move(file)};
+      m_go = std::move(wr);
     }
-    sys::release_free_memory(); // before fork: what the reading left free is returned, not shared
   }
   // Each worker says it is ready through its own pipe.
   std::vector<Fd> ready;
   for (int i = 0; i < m_count; ++i) {
     auto [rd, wr] = sys::make_pipe("a worker's readiness");
-    spawn_worker(wr.get()); // our copy of the write end closes here, before the next fork
+    spawn_worker(wr.get(), m_handed.has_value()); // our copy of the write end closes here
     ready.push_back(std::move(rd));
   }
-  m_snapshot = IndexSnapshot(); // the workers have their copies
+  if (m_handed) {
+    hand_over_scan(ready);
+  }
   for (Fd& rd : ready) {
     sys::read_some(rd.get(), 1, "a worker's readiness pipe"); // its byte, or its end if it died
   }

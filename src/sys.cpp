@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -365,6 +366,26 @@ Fd Dir::create(const std::string& name, std::string_view data, bool sync, mode_t
     throw;
   }
   return f;
+}
+
+Fd Dir::create_unnamed(mode_t mode) const {
+  return Fd(::openat(fd(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
+}
+
+void Dir::append(const std::string& name, std::string_view data, mode_t mode) const {
+  Fd f = try_open(name, O_WRONLY | O_APPEND);
+  if (!f && errno == ENOENT) {
+    try {
+      (void)create(name, "", false, mode); // with its mode; then opened for appending
+    } catch (const Error&) {
+      // created by someone else meanwhile
+    }
+    f = try_open(name, O_WRONLY | O_APPEND);
+  }
+  if (!f) {
+    throw_errno("cannot open", path_of(name));
+  }
+  write_all(f.get(), data, path_of(name));
 }
 
 void Dir::write_atomic(const std::string& name, std::string_view data, mode_t mode) const {
@@ -818,6 +839,21 @@ std::vector<pid_t> pids_locking(dev_t dev, ino_t ino) {
     }
   }
   return out;
+}
+
+void* map_memory(std::size_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    throw std::bad_alloc();
+  }
+  if (bytes >= (2 << 20)) {
+    (void)::madvise(p, bytes, MADV_HUGEPAGE); // advice: without it, small pages
+  }
+  return p;
+}
+
+void unmap_memory(void* p, std::size_t bytes) {
+  ::munmap(p, bytes);
 }
 
 void release_free_memory() {

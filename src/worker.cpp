@@ -82,11 +82,17 @@ void Worker::setup_events() {
 }
 
 void Worker::index_file(JobState s, std::string_view name) {
-  const auto stem = stem_of_file(name);
-  if (!stem || m_index.contains(*stem, s)) {
+  const auto view = stem_of_file(name);
+  if (!view) {
     return;
   }
-  if (auto e = read_index_entry(m_spool, s, *stem, m_default_priority)) {
+  const std::string stem(*view);
+  if (m_index.contains(stem, s)) {
+    return;
+  }
+  // A job that arrives while jobs are left out on disk is read all the same: it may
+  // run before them (a higher priority), and only its file says.
+  if (auto e = read_index_entry(m_spool, s, stem, m_default_priority)) {
     m_index.add(std::move(*e));
   }
 }
@@ -130,7 +136,17 @@ void Worker::drain_signals() {
 }
 
 void Worker::start_next(Micros now) {
-  while (auto e = m_index.pop_ready(now)) {
+  bool scanned = false;
+  for (;;) {
+    auto e = m_index.pop_ready(now);
+    if (!e && !scanned && m_index.needs_scan(now)) {
+      rescan(now); // the jobs kept have run out, and others wait on disk
+      scanned = true;
+      e = m_index.pop_ready(now);
+    }
+    if (!e) {
+      return;
+    }
     ClaimResult r;
     try {
       r = m_tx.claim(e->from, e->id, config(), now);
@@ -299,12 +315,19 @@ void Worker::sweep() {
   }
 }
 
-// Everything waiting is looked at again (inotify overflowed, or as a periodic backstop).
+// Everything waiting is looked at again: at start, when the jobs kept in the index have
+// run out and others were left out, when inotify overflowed, and as a periodic backstop
+// (spaced to at least 100 times the scan's own duration: a million waiting jobs are not
+// listed every minute).
 void Worker::rescan(Micros now) {
   m_rescan = false;
-  index_waiting(m_index, m_spool, JobState::pending, m_default_priority);
-  index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
-  m_next_rescan = now + m_times.rescan_every;
+  const ScanStats st = scan_waiting(m_spool, m_default_priority, now, m_index);
+  const Micros took = now_micros() - now;
+  if (took > 1'000'000) {
+    m_log(fmt::format("scanned {} pending jobs ({} read from their files) in {:.1f} s", st.pending, st.read,
+                      static_cast<double>(took) / 1e6));
+  }
+  m_next_rescan = now + std::max(m_times.rescan_every, 100 * took);
 }
 
 int Worker::poll_timeout(Micros now) const {
@@ -327,20 +350,42 @@ int Worker::poll_timeout(Micros now) const {
   return static_cast<int>(std::min<Micros>((wait + 999) / 1000, 60'000));
 }
 
-int Worker::run(int ready_fd, IndexSnapshot snapshot) {
-  setup_events();
+// The supervisor's scan: says "watching" (the first byte on `ready_fd`), waits for the
+// scan, and loads it. False when there is none to load (the supervisor could not scan).
+bool Worker::load_handed(int ready_fd, IndexHandOver handed) {
+  try {
+    sys::write_all(ready_fd, "w", "the supervisor's readiness pipe");
+    while (!sys::read_some(handed.go.get(), 64, "the supervisor's scan").empty()) {
+    }
+    // pread: the descriptor's offset is shared with the supervisor and the other workers.
+    std::string text;
+    for (std::string chunk;
+         !(chunk = sys::read_at(handed.file.get(), 1 << 20, static_cast<off_t>(text.size()), "the supervisor's scan"))
+              .empty();) {
+      text += chunk;
+    }
+    if (m_index.load(text)) {
+      return true;
+    }
+  } catch (const Error& e) {
+    m_log(e.what());
+  }
+  return false;
+}
+
+int Worker::run(int ready_fd, std::optional<IndexHandOver> handed) {
+  setup_events(); // before the scan: a job that arrives during it is an event
   m_default_priority = config().job_defaults().priority;
   recover();
-  m_spool.sweep_old_temps();
   sweep();
-  snapshot.fill(m_index); // the supervisor's (see Supervisor::run); then only new jobs are read
-  snapshot = IndexSnapshot();
-  index_waiting(m_index, m_spool, JobState::pending, m_default_priority);
-  index_waiting(m_index, m_spool, JobState::failed, m_default_priority);
-  m_tx.prepare_log();
   const Micros t0 = now_micros();
+  if (!(handed && ready_fd >= 0 && load_handed(ready_fd, std::move(*handed)))) {
+    rescan(t0);
+  } else {
+    m_next_rescan = t0 + m_times.rescan_every;
+  }
+  m_tx.prepare_log();
   m_next_recover = t0 + m_times.recover_every;
-  m_next_rescan = t0 + m_times.rescan_every;
   m_next_sweep = t0 + m_times.sweep_every;
   if (ready_fd >= 0) {
     Fd ready(ready_fd);
@@ -366,6 +411,10 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
       rescan(now);
     }
     if (now >= m_next_sweep) {
+      if (!m_old_temps_swept) {
+        m_spool.sweep_old_temps(); // lists every state directory: once, not in the way of the first jobs
+        m_old_temps_swept = true;
+      }
       sweep();
       m_next_sweep = now + m_times.sweep_every;
     }
@@ -392,14 +441,14 @@ int Worker::run(int ready_fd, IndexSnapshot snapshot) {
   return 0;
 }
 
-int run_worker(const std::filesystem::path& root, pid_t supervisor, IndexSnapshot snapshot, int ready_fd,
+int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, std::optional<IndexHandOver> handed,
                const LogSink& log) {
   sys::reset_ignored_signals();
   // A closed stderr must give EPIPE, not kill the worker; blocked, SIGPIPE never arrives.
   sys::block_signals(sys::signal_set({SIGPIPE}));
   Spool spool = Spool::open(root);
   Worker w(spool, supervisor, log);
-  return w.run(ready_fd, std::move(snapshot));
+  return w.run(ready_fd, std::move(handed));
 }
 
 } // namespace queuectl

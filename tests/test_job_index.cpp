@@ -1,9 +1,14 @@
 #include "queuectl/job_index.hpp"
+#include "queuectl/pending_index.hpp"
+#include "support/spool_util.hpp"
+#include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 using namespace queuectl;
+using namespace queuectl::test;
+namespace fs = std::filesystem;
 
 namespace {
 IndexEntry entry(std::string id, std::int64_t prio, Micros created, Micros due = 0) {
@@ -75,35 +80,6 @@ TEST_CASE("index_entry: reads priority, created_at and due time", "[index]") {
   CHECK(g.priority == 1);
 }
 
-TEST_CASE("snapshot: a worker's index filled from it is the index it was taken from", "[index]") {
-  IndexSnapshot snap;
-  JobIndex direct;
-  for (int i = 0; i < 20'000; ++i) { // past the first buffers: they grow
-    IndexEntry e = entry(fmt::format("{:0>{}}", i, 1 + i % 128), i % 7 - 3, 1000 - i % 1000, i % 5 == 0 ? 50 : 0);
-    e.from = i % 3 == 0 ? JobState::failed : JobState::pending;
-    snap.add(e);
-    direct.add(e);
-  }
-  CHECK(snap.size() == 20'000);
-  JobIndex filled;
-  snap.fill(filled);
-  CHECK(filled.size() == 20'000);
-  CHECK(filled.next_due() == direct.next_due());
-  for (;;) {
-    const auto a = filled.pop_ready(100);
-    const auto b = direct.pop_ready(100);
-    REQUIRE(a.has_value() == b.has_value());
-    if (!a) {
-      break;
-    }
-    REQUIRE(a->id == b->id);
-    REQUIRE(a->from == b->from);
-    REQUIRE(a->priority == b->priority);
-    REQUIRE(a->created == b->created);
-    REQUIRE(a->due == b->due);
-  }
-}
-
 TEST_CASE("index: a stale entry from pending/ does not hide the job's retry from failed/", "[index]") {
   JobIndex ix;
   const IndexEntry pending = entry("x", 0, 1);
@@ -124,4 +100,201 @@ TEST_CASE("index: a stale entry from pending/ does not hide the job's retry from
   CHECK(retry->from == JobState::failed);
   CHECK(ix.size() == 0);
   CHECK_FALSE(ix.contains("x", JobState::failed));
+}
+
+TEST_CASE("index: bounded, it keeps the first jobs and remembers where it cut", "[index]") {
+  JobIndex ix(3);
+  for (int i : {5, 2, 9, 1, 7, 4}) {
+    ix.add(entry(fmt::format("j{}", i), 0, i));
+  }
+  CHECK(ix.size() == 3);
+  CHECK(ix.truncated());
+  CHECK_FALSE(ix.needs_scan(0));
+  CHECK_FALSE(ix.add(entry("late", 0, 8))); // after the cut (j4): left for the next scan
+  CHECK(ix.add(entry("urgent", 1, 99)));    // before it: kept, and j4 is left out now
+  CHECK_FALSE(ix.contains("j4", JobState::pending));
+  CHECK(drain(ix, 0) == std::vector<std::string>{"urgent", "j1", "j2"});
+  CHECK(ix.needs_scan(0)); // j2, j4, ... wait on disk
+  ix.clear();
+  CHECK_FALSE(ix.truncated());
+  CHECK_FALSE(ix.needs_scan(0));
+}
+
+TEST_CASE("index: bounded timers; a timer left out makes a scan due at its time", "[index]") {
+  JobIndex ix(2);
+  ix.add(entry("t300", 0, 1, 300));
+  ix.add(entry("t100", 0, 2, 100));
+  ix.add(entry("t200", 0, 3, 200));
+  CHECK(ix.size() == 2);
+  CHECK(ix.next_due() == 100);
+  CHECK_FALSE(ix.add(entry("t400", 0, 4, 400)));
+  CHECK(drain(ix, 250) == std::vector<std::string>{"t100", "t200"});
+  CHECK(ix.next_due() == 300); // the earliest left out: the worker wakes then
+  CHECK_FALSE(ix.needs_scan(250));
+  CHECK(ix.needs_scan(300));
+}
+
+TEST_CASE("pending.index: lines round-trip; torn, foreign and merged lines are refused", "[index]") {
+  IndexEntry e = entry("a-1.b_c", -3, 1'700'000'000'000'123, 42);
+  std::string text;
+  pending_index::append_line(text, e);
+  CHECK(text == "J -3 1700000000000123 42 a-1.b_c\n");
+  IndexEntry out;
+  REQUIRE(pending_index::parse_line(text.substr(0, text.size() - 1), out));
+  CHECK(out.id == e.id);
+  CHECK(out.priority == -3);
+  CHECK(out.created == e.created);
+  CHECK(out.due == 42);
+  for (const char* bad : {"", "J", "J 1 2 3", "J 1 2 3 x y", "K 1 2 3 x", "J 1 2 x3 x", "J 1 2 3 bad/id",
+                          "JJ 7 1700 0 xyz", "J 5 17J 7 1700 0 xyz", "J 5 1700 0 abJ 7 1800 0 xyz", "J 5 1 2 -x"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(pending_index::parse_line(bad, out));
+  }
+}
+
+namespace {
+
+// The ids of the jobs in pending/ and failed/ in the order of work, from their files.
+std::vector<std::string> expected_order(const Spool& s) {
+  std::vector<IndexEntry> all;
+  for (JobState st : {JobState::pending, JobState::failed}) {
+    s.for_each_job(st, [&](std::string_view stem) {
+      if (auto e = read_index_entry(s, st, std::string(stem), 0)) {
+        all.push_back(*e);
+      }
+    });
+  }
+  std::sort(all.begin(), all.end(), runs_before);
+  std::vector<std::string> ids;
+  for (const IndexEntry& e : all) {
+    ids.push_back(e.id);
+  }
+  return ids;
+}
+
+std::size_t index_lines(const fs::path& root) {
+  std::ifstream in(root / "pending.index");
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+  }
+  return n;
+}
+
+// A spool with 300 jobs enqueued in three batches of mixed priorities, 40 drop-ins
+// (no line), stale lines, a torn line, and an id with two lines that both lie about its
+// priority (an id used again: its file decides).
+void fill(const fs::path& root, Spool& s) {
+  JobOverrides o;
+  for (int b = 0; b < 3; ++b) {
+    std::string input;
+    for (int i = 0; i < 100; ++i) {
+      input += fmt::format(R"({{"command":"true","priority":{}}})", (i * 7 + b) % 5) + "\n";
+    }
+    enqueue_lines(s, input, o);
+  }
+  write_scrambled_jobs(root / "pending", 40);
+  std::ofstream(root / "pending.index", std::ios::app) << "J 9 1 0 gone-long-ago\nJ 9 1 0 also-gone\nJ 4 12";
+  std::ofstream(root / "pending.index", std::ios::app) << "\nJ 99 1 0 j7\nJ 98 1 0 j7\n"; // its file: priority 0
+}
+
+} // namespace
+
+TEST_CASE("scan: pending.index orders what pending/ lists; the files it lacks are read; it is rewritten", "[index]") {
+  TempDir t;
+  Spool s = Spool::open(t.path());
+  fill(t.path(), s);
+  const std::vector<std::string> want = expected_order(s);
+  REQUIRE(want.size() == 340);
+  JobIndex ix(1000);
+  const ScanStats st = scan_waiting(s, 0, now_micros(), ix);
+  CHECK(st.pending == 340);
+  CHECK(st.from_log == 300);
+  CHECK(st.read == 40);
+  CHECK(st.compacted);
+  CHECK(drain(ix, now_micros()) == want);
+  // Rewritten: one line per job listed, none stale; the next scan reads no file.
+  CHECK(index_lines(t.path()) == 340);
+  JobIndex again(1000);
+  const ScanStats st2 = scan_waiting(s, 0, now_micros(), again);
+  CHECK(st2.from_log == 340);
+  CHECK(st2.read == 0);
+  CHECK_FALSE(st2.compacted);
+  CHECK(drain(again, now_micros()) == want);
+}
+
+TEST_CASE("scan: a small index drains a large spool in the exact order, scanning as it runs out", "[index]") {
+  TempDir t;
+  Spool s = Spool::open(t.path());
+  fill(t.path(), s);
+  const std::vector<std::string> want = expected_order(s);
+  JobIndex ix(16);
+  std::vector<std::string> got;
+  int scans = 0;
+  for (bool first = true; first || ix.needs_scan(now_micros()); first = false) {
+    scan_waiting(s, 0, now_micros(), ix);
+    ++scans;
+    while (auto e = ix.pop_ready(now_micros())) {
+      got.push_back(e->id);
+      REQUIRE(s.dir(JobState::pending).remove(job_file(e->id))); // as its claim would
+      if (got.size() == 100) {
+        // A job that arrives mid-way and runs before everything left: kept at once.
+        std::vector<Job> one{Job(Json{{"command", "true"}, {"id", "urgent"}, {"priority", 100}})};
+        one[0].fill_new(JobDefaults(), now_micros());
+        s.enqueue_batch(one);
+        REQUIRE(ix.add(*read_index_entry(s, JobState::pending, "urgent", 0)));
+      }
+    }
+  }
+  std::vector<std::string> with_urgent = want;
+  with_urgent.insert(with_urgent.begin() + 100, "urgent");
+  CHECK(got == with_urgent);
+  CHECK(scans >= 340 / 16);
+  CHECK(files_in(t.path() / "pending") == 0);
+}
+
+TEST_CASE("index: saved and loaded (the supervisor's hand-over), it is the same index", "[index]") {
+  JobIndex ix(3);
+  for (int i : {5, 2, 9, 1, 7}) {
+    ix.add(entry(fmt::format("j{}", i), i % 2, i));
+  }
+  IndexEntry f = entry("x y", 9, 3); // a drop-in's stem may hold a space
+  f.from = JobState::failed;
+  ix.add(f);
+  ix.add(entry("t1", 0, 1, 100));
+  ix.add(entry("t2", 0, 1, 200));
+  ix.add(entry("t3", 0, 1, 300));
+  ix.add(entry("t4", 0, 1, 400)); // left out: the timers' cut
+  std::string text;
+  ix.save(text);
+  JobIndex back(3);
+  REQUIRE(back.load(text));
+  CHECK(back.size() == ix.size());
+  CHECK(back.truncated());
+  CHECK(back.next_due() == ix.next_due());
+  CHECK(back.left_out(entry("j8", 0, 8)) == ix.left_out(entry("j8", 0, 8)));
+  CHECK(back.contains("x y", JobState::failed));
+  CHECK(drain(back, 350) == drain(ix, 350));
+  CHECK(back.needs_scan(400) == ix.needs_scan(400));
+  // Anything but a whole saved index loads nothing.
+  JobIndex bad(3);
+  CHECK_FALSE(bad.load(text.substr(0, text.size() - 4)));
+  CHECK_FALSE(bad.load("queuectl-index 1\nE P 0 1 0\nend\n"));
+  CHECK_FALSE(bad.load(""));
+  CHECK(bad.size() == 0);
+}
+
+TEST_CASE("index: two halves merged keep what one index of the whole keeps", "[index]") {
+  JobIndex whole(50), a(50), b(50);
+  for (int i = 0; i < 400; ++i) {
+    const IndexEntry e = entry(fmt::format("j{:03}", (i * 37) % 400), i % 4, (i * 11) % 97, i % 9 == 0 ? 1000 + i : 0);
+    whole.add(e);
+    (i < 200 ? a : b).add(e);
+  }
+  a.merge(std::move(b));
+  CHECK(a.size() == whole.size());
+  CHECK(a.next_due() == whole.next_due());
+  CHECK(drain(a, 0) == drain(whole, 0));
+  CHECK(a.needs_scan(0) == whole.needs_scan(0));
+  CHECK(drain(a, 5000) == drain(whole, 5000));
 }

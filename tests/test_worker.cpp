@@ -216,7 +216,7 @@ pid_t start_worker(const fs::path& root, WorkerTimes times) {
       sys::block_signals(sys::signal_set({SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGPIPE}));
       Spool spool = Spool::open(root);
       Worker w(spool, 0, k_log, times);
-      rc = w.run(-1, IndexSnapshot());
+      rc = w.run(-1);
     } catch (const std::exception& e) {
       std::cerr << "worker: " << e.what() << "\n";
     }
@@ -312,4 +312,52 @@ TEST_CASE("Worker: a config change applies to the next job without a restart", "
   CHECK(retry_in(enqueue_cmd(s, "exit 1")) <= 3 * 1'000'000);
   REQUIRE(::kill(w, SIGTERM) == 0);
   CHECK(wait_exit(w) == 0);
+}
+
+TEST_CASE("Worker: with room for 4 jobs in its index, it runs 60 in the order of work, scanning as it goes",
+          "[worker]") {
+  TempDir t;
+  Spool s = Spool::open(t.path());
+  const fs::path ran = t.path() / "ran";
+  // 50 jobs enqueued in one batch (their order from pending.index), 10 drop-ins (from their files), mixed priorities.
+  std::string input;
+  for (int i = 0; i < 50; ++i) {
+    input +=
+        fmt::format(R"({{"id":"e{}","priority":{},"command":"echo e{} >> {}"}})", i, i % 3, i, ran.string()) + "\n";
+  }
+  enqueue_lines(s, input, JobOverrides());
+  for (int i = 0; i < 10; ++i) {
+    std::ofstream(t.path() / "pending" / fmt::format("d{}.json", i))
+        << Json{{"command", fmt::format("echo d{} >> {}", i, ran.string())}, {"priority", 1 + i % 2}}.dump();
+  }
+  // The order of work: priority, then age (the batch shares created_at: ids then), the
+  // drop-ins (no created_at: their files' times, later than the batch) after the batch.
+  std::vector<std::string> want;
+  for (int p : {2, 1, 0}) {
+    std::vector<std::string> batch;
+    for (int i = 0; i < 50; ++i) {
+      if (i % 3 == p) {
+        batch.push_back(fmt::format("e{}", i));
+      }
+    }
+    std::sort(batch.begin(), batch.end());
+    want.insert(want.end(), batch.begin(), batch.end());
+    for (int i = 0; i < 10; ++i) {
+      if (1 + i % 2 == p) {
+        want.push_back(fmt::format("d{}", i));
+      }
+    }
+  }
+  WorkerTimes times;
+  times.index_capacity = 4;
+  const pid_t w = start_worker(t.path(), times);
+  REQUIRE(eventually([&] { return files_in(t.path() / "done") == 2 * 60; }));
+  REQUIRE(::kill(w, SIGTERM) == 0);
+  CHECK(wait_exit(w) == 0);
+  std::vector<std::string> got;
+  std::ifstream in(ran);
+  for (std::string line; std::getline(in, line);) {
+    got.push_back(line);
+  }
+  CHECK(got == want);
 }

@@ -1,26 +1,27 @@
-// job_index: a worker's in-memory view of the jobs it may claim, in the order of work.
+// job_index: a worker's bounded view of the jobs it may claim, in the order of work.
 //
-// Built once from pending/ and failed/ at start (by the supervisor, once for all the
-// workers it starts, which inherit it with fork), then kept current from inotify events,
-// so that picking the next job is a heap pop (O(log n)), not a directory scan, however
-// many jobs wait. The index is advice: the claim (flock + rename) decides, and an entry
-// whose file has moved on is simply dropped when its claim fails.
+// The index keeps at most `capacity` jobs that may run now and as many timers (jobs due
+// later): the first ones in order, Postfix's "active queue". Whatever does not fit is
+// left on disk, and the index remembers where it cut: a job that arrives later and
+// would run before the cut is kept, any other is left for the next scan. When the jobs
+// kept have run out and some were cut, the worker scans the spool again (scan_waiting),
+// so a million waiting jobs cost a worker a few megabytes, and its first job is chosen
+// from all of them.
+//
+// The index is advice: the claim (flock + rename) decides, and an entry whose file has
+// moved on is simply dropped when its claim fails.
 #pragma once
 
 #include "queuectl/clock.hpp"
 #include "queuectl/job.hpp"
 #include "queuectl/spool.hpp"
 
-#include <sys/mman.h>
-
 #include <cstdint>
 #include <functional>
-#include <new>
 #include <optional>
-#include <queue>
+#include <set>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 namespace queuectl {
 
@@ -32,36 +33,76 @@ struct IndexEntry {
   Micros due = 0; // 0: may run now
 };
 
+// "a runs before b": highest priority, then oldest created, then lowest id.
+bool runs_before(const IndexEntry& a, const IndexEntry& b);
+
+inline constexpr std::size_t k_index_capacity = 50'000;
+
 class JobIndex {
 public:
-  // Adds a job unless it is already indexed from the same state. False if it was. A job
-  // may be indexed from pending/ and failed/ at once: an entry from pending/ that another
-  // worker has since run and failed is stale, and must not hide the job's retry.
+  explicit JobIndex(std::size_t capacity = k_index_capacity) : m_capacity(capacity < 1 ? 1 : capacity) {}
+
+  // Whether add() would leave `e` out at once (it runs after the cut): cheaper than
+  // add(), which takes its entry by value.
+  bool left_out(const IndexEntry& e) const {
+    return e.due <= 0 ? m_ready_cut && !runs_before(e, *m_ready_cut) : m_timers_cut && e.due >= *m_timers_cut;
+  }
+  // Offers a job. False when it is already kept from the same state, or left out (the
+  // index is full of jobs that run before it). A job may be kept from pending/ and
+  // failed/ at once: an entry from pending/ that another worker has since run and failed
+  // is stale, and must not hide the job's retry.
   bool add(IndexEntry e);
-  // The next job to try: highest priority, then oldest created, then lowest id, among
-  // those due at `now` (due timers are promoted first). Removes it from the index.
+  // The next job to try among those due at `now` (timers due by then are promoted
+  // first). Removes it from the index.
   std::optional<IndexEntry> pop_ready(Micros now);
-  // When the earliest not-yet-due job becomes due.
+  // When the earliest timer becomes due, or the earliest left out (then a scan is due).
   std::optional<Micros> next_due() const;
+  // Jobs were left out, and at `now` one of them may be the next to run: the ready jobs
+  // kept have run out, or a timer left out is due.
+  bool needs_scan(Micros now) const;
+  // Adds what `other` keeps, and leaves out what either left out.
+  void merge(JobIndex&& other);
+  // Forgets everything, before a scan.
+  void clear();
+  // Removes the entries for which `pred` holds.
+  void remove_if(const std::function<bool(const IndexEntry&)>& pred);
+
+  // The index as text, and back (false, and the index cleared, when `text` is not a
+  // whole saved index): how a supervisor hands one scan to the workers it starts.
+  void save(std::string& out) const;
+  bool load(std::string_view text);
+
   bool contains(const std::string& id, JobState from) const {
     const auto it = m_known.find(id);
     return it != m_known.end() && (it->second & bit(from)) != 0;
   }
-  std::size_t size() const { return m_size; }
+  std::size_t size() const { return m_ready.size() + m_timers.size(); }
+  std::size_t capacity() const { return m_capacity; }
+  bool truncated() const { return m_ready_cut.has_value() || m_timers_cut.has_value(); }
 
 private:
-  struct ReadyOrder {
-    bool operator()(const IndexEntry& a, const IndexEntry& b) const; // "a runs after b"
+  struct RunsBefore {
+    bool operator()(const IndexEntry& a, const IndexEntry& b) const;
   };
-  struct DueOrder {
-    bool operator()(const IndexEntry& a, const IndexEntry& b) const { return a.due > b.due; }
+  struct DueBefore {
+    bool operator()(const IndexEntry& a, const IndexEntry& b) const;
   };
-  std::priority_queue<IndexEntry, std::vector<IndexEntry>, ReadyOrder> m_ready;
-  std::priority_queue<IndexEntry, std::vector<IndexEntry>, DueOrder> m_timers;
   static unsigned bit(JobState s) { return 1U << static_cast<unsigned>(s); }
-  std::unordered_map<std::string, unsigned> m_known; // id -> the states it is indexed from
-  std::size_t m_size = 0;
+  void forget(const IndexEntry& e);
+  bool keep_ready(IndexEntry e);
+
+  std::size_t m_capacity;
+  std::set<IndexEntry, RunsBefore> m_ready;
+  std::set<IndexEntry, DueBefore> m_timers;
+  std::optional<IndexEntry> m_ready_cut;             // the first left out of m_ready: all before it are kept
+  std::optional<Micros> m_timers_cut;                // the earliest due left out of m_timers
+  std::unordered_map<std::string, unsigned> m_known; // id -> the states it is kept from
 };
+
+// What the index needs from a parsed job: priority (else `default_priority`), created_at
+// (else `fallback_created`) and due time.
+IndexEntry index_entry_of(const Job& job, const std::string& id, JobState from, std::int64_t default_priority,
+                          Micros fallback_created);
 
 // Reads what the index needs from a job file's bytes. Unparseable content gives an entry
 // that is due now (the claim will send it to dead/). `fallback_created` orders drop-ins
@@ -74,54 +115,18 @@ IndexEntry index_entry(const std::string& id, JobState from, std::string_view co
 std::optional<IndexEntry> read_index_entry(const Spool& spool, JobState from, const std::string& id,
                                            std::int64_t default_priority);
 
-// Reads the entries of every job of `from` for which `known(id)` is false, on several
-// threads.
-std::vector<IndexEntry> read_waiting(const Spool& spool, JobState from, std::int64_t default_priority,
-                                     const std::function<bool(const std::string& id)>& known);
-
-// Adds every job of `from` that the index does not know yet.
-void index_waiting(JobIndex& index, const Spool& spool, JobState from, std::int64_t default_priority);
-
-// Allocates straight from mmap, so that freeing returns the memory at once, whatever the
-// allocator's thresholds and fragmentation, and without writing to the pages.
-template <class T> struct MappedAllocator {
-  using value_type = T;
-  MappedAllocator() = default;
-  template <class U> MappedAllocator(const MappedAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    void* p = ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      throw std::bad_alloc();
-    }
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, std::size_t n) { ::munmap(p, n * sizeof(T)); }
-  bool operator==(const MappedAllocator&) const { return true; }
-  bool operator!=(const MappedAllocator&) const { return false; }
+struct ScanStats {
+  std::size_t pending = 0;  // files listed in pending/
+  std::size_t from_log = 0; // of those, known from pending.index without reading the file
+  std::size_t read = 0;     // job files read (pending/ ones missing from pending.index, and failed/)
+  bool compacted = false;   // pending.index was rewritten
 };
 
-// The entries of a JobIndex in two flat, mapped buffers: what a supervisor reads once
-// and hands to the workers it forks. Flat and mapped, because freeing it then touches no
-// page: freeing a million separate entries in the supervisor, whose pages its workers
-// share after fork, copied every page (1.1 s of CPU for 200,000 entries), and heap
-// blocks freed in the middle stay resident.
-class IndexSnapshot {
-public:
-  void add(const IndexEntry& e);
-  void fill(JobIndex& index) const;
-  std::size_t size() const { return m_rows.size(); }
-
-private:
-  struct Row {
-    Micros created;
-    Micros due;
-    std::int64_t priority;
-    std::uint64_t id_at; // into m_ids
-    std::uint8_t id_len; // a file name is at most 255 bytes, its stem 250
-    JobState from;
-  };
-  std::vector<Row, MappedAllocator<Row>> m_rows;
-  std::vector<char, MappedAllocator<char>> m_ids;
-};
+// Fills `index` (cleared first) with the waiting jobs of pending/ and failed/: the names
+// listed in the directories, their order from pending.index where it has them (see
+// pending_index.hpp), from the job file where it does not. Rewrites pending.index when
+// it has grown well past what waits, or lacked jobs. Memory: 16 bytes per pending job
+// during the scan, then the index's capacity.
+ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index);
 
 } // namespace queuectl

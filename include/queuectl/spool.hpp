@@ -201,6 +201,6 @@ std::optional<std::string> id_of_file(std::string_view name);
 // The stem of a name a worker must look at in pending/ or failed/ ("x.json" -> "x"),
 // valid id or not (a drop-in named "bad name!.json" is quarantined); nullopt for names
 // not ending in .json and dot-files, which are ignored.
-std::optional<std::string> stem_of_file(std::string_view name);
+std::optional<std::string_view> stem_of_file(std::string_view name);
 
 } // namespace queuectl

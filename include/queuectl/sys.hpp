@@ -112,6 +112,12 @@ public:
   // Durably creates or replaces `name`: readers see the old or the new content, never a
   // torn file (a dot-temp, synced, renamed over, the directory synced).
   void write_atomic(const std::string& name, std::string_view data, mode_t mode) const;
+  // A new file without a name in this directory (O_TMPFILE), for reading and writing: it
+  // is gone with its last descriptor. An empty Fd when the file system cannot.
+  Fd create_unnamed(mode_t mode) const;
+  // Appends `data` to `name` with one O_APPEND write (not synced), creating the file with
+  // permission bits `mode` when it is missing. Throws Error.
+  void append(const std::string& name, std::string_view data, mode_t mode) const;
 
   // renameat2(RENAME_NOREPLACE): false if `to` exists (or, with `missing_ok`, the source
   // does not). Throws on other errors.
@@ -283,6 +289,11 @@ std::vector<pid_t> pids_locking(dev_t dev, ino_t ino);
 // Gives the allocator's free memory back to the kernel (malloc_trim): before a fork, so
 // that children do not share what the parent no longer uses.
 void release_free_memory();
+// Anonymous memory straight from mmap(2) (huge pages asked for from 2 MiB up: a large
+// table read at random misses the TLB less), and its return with munmap(2). Throws
+// std::bad_alloc.
+void* map_memory(std::size_t bytes);
+void unmap_memory(void* p, std::size_t bytes);
 // Sleeps (for bounded waits that no descriptor can announce).
 void sleep_for(Micros us);
 // A random number from the kernel, drawn 64 at a time (a bulk enqueue needs one per

@@ -32,6 +32,7 @@ struct WorkerTimes {
   // shorter run's outcome is written instead (see Transitions::claim).
   Micros record_start_after = 50'000;
   CommitGrouping grouping;
+  std::size_t index_capacity = k_index_capacity; // waiting jobs kept in memory (see job_index.hpp)
 };
 
 // A job's command while it runs: its process group, and the clock that ends it. Its
@@ -70,6 +71,15 @@ private:
   bool m_stopped = false;
 };
 
+// The waiting jobs as a supervisor scans them once for all the workers it starts (see
+// Supervisor::run): `file` holds JobIndex::save's text once `go` is at its end. A worker
+// signals that its inotify watch is set before it waits on `go`, and the supervisor scans
+// only then, so no job that arrives meanwhile is missed.
+struct IndexHandOver {
+  Fd go;   // the read end of a pipe, closed by the supervisor when `file` is written
+  Fd file; // unnamed, in tmp/
+};
+
 // One worker. The caller must block SIGTERM, SIGINT, SIGHUP, SIGCHLD and SIGUSR1 (they
 // are read from a signalfd) and have no signal handlers (see spawn_job).
 class Worker {
@@ -79,9 +89,10 @@ public:
   // Runs until SIGTERM, SIGINT or SIGHUP (finish the running job, then return 0) or
   // SIGUSR1 (end the running job's process group, record the run as failed, return 0).
   // Writes one byte to `ready_fd` (if >= 0) and closes it once the worker is registered,
-  // has recovered abandoned jobs and indexed the waiting ones: those of `snapshot` and
-  // any others.
-  int run(int ready_fd, IndexSnapshot snapshot);
+  // has recovered abandoned jobs and scanned the waiting ones (or, with `handed`,
+  // loaded the supervisor's scan: it writes a first byte once its watch is set, before it
+  // waits for the scan).
+  int run(int ready_fd, std::optional<IndexHandOver> handed = std::nullopt);
 
 private:
   void setup_events();
@@ -97,6 +108,7 @@ private:
   void recover_released();
   void sweep();
   void rescan(Micros now);
+  bool load_handed(int ready_fd, IndexHandOver handed);
   void append_log(int fd, const std::string& text);
   int poll_timeout(Micros now) const;
   const Config& config() { return m_config.get(m_spool.root_dir()); }
@@ -107,7 +119,7 @@ private:
   Registration m_reg;
   Transitions m_tx;
   Counters m_counters; // this thread's (the committer has its own)
-  JobIndex m_index;
+  JobIndex m_index{m_times.index_capacity};
   LockWaiters m_waiters;
   std::optional<sys::Watch> m_watch;
   std::optional<sys::SignalFd> m_signals;
@@ -117,6 +129,7 @@ private:
   std::optional<RunningJob> m_run;
   bool m_stopping = false;
   bool m_rescan = false;
+  bool m_old_temps_swept = false;
   Micros m_next_recover = 0;
   Micros m_next_rescan = 0;
   Micros m_next_sweep = 0;
@@ -128,7 +141,7 @@ private:
 
 // A worker process's main: `Worker(...).run(...)` on the spool at `root`, after setting
 // the signal dispositions a worker needs. Throws Error when the spool cannot be used.
-int run_worker(const std::filesystem::path& root, pid_t supervisor, IndexSnapshot snapshot, int ready_fd,
+int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, std::optional<IndexHandOver> handed,
                const LogSink& log);
 
 } // namespace queuectl
