@@ -241,10 +241,13 @@ bool JobIndex::load(std::string_view text) {
       return text.empty();
     }
     std::int64_t due = 0;
+    // A cut moves only up: an index smaller than the one saved has cut earlier already.
     if (line.substr(0, 2) == "T " && parse_number(line.substr(2), due)) {
-      m_timers_cut = due;
+      m_timers_cut = std::min(due, m_timers_cut.value_or(due));
     } else if (line.substr(0, 2) == "C " && load_entry(line, e)) {
-      m_ready_cut = e;
+      if (!m_ready_cut || runs_before(e, *m_ready_cut)) {
+        m_ready_cut = e;
+      }
     } else if (line.substr(0, 2) == "E " && load_entry(line, e)) {
       add(e);
     } else {

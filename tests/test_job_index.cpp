@@ -298,3 +298,18 @@ TEST_CASE("index: two halves merged keep what one index of the whole keeps", "[i
   CHECK(a.needs_scan(0) == whole.needs_scan(0));
   CHECK(drain(a, 5000) == drain(whole, 5000));
 }
+
+TEST_CASE("index: loaded into a smaller index, the cut is the smaller index's own", "[index]") {
+  JobIndex big(10);
+  for (int i = 0; i < 20; ++i) {
+    big.add(entry(fmt::format("j{:02}", i), 0, i));
+  }
+  std::string text;
+  big.save(text);
+  JobIndex small(4);
+  REQUIRE(small.load(text));
+  CHECK(small.size() == 4);
+  CHECK(small.left_out(entry("j04", 0, 4))); // left out by the smaller index, not after j10
+  CHECK(drain(small, 0) == std::vector<std::string>{"j00", "j01", "j02", "j03"});
+  CHECK(small.needs_scan(0));
+}
