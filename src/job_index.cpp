@@ -11,8 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
-#include <new>
 #include <thread>
 #include <vector>
 
@@ -179,11 +177,6 @@ void save_entry(std::string& out, char tag, const IndexEntry& e) {
                  e.priority, e.created, e.due, e.id);
 }
 
-bool parse_number(std::string_view s, std::int64_t& out) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
-}
-
 // "<tag> <P|F> <priority> <created> <due> <id>"; the id is the rest (a drop-in's stem may
 // hold spaces).
 bool load_entry(std::string_view line, IndexEntry& e) {
@@ -201,7 +194,8 @@ bool load_entry(std::string_view line, IndexEntry& e) {
   }
   e.from = f[1] == "F" ? JobState::failed : JobState::pending;
   e.id.assign(line);
-  return parse_number(f[2], e.priority) && parse_number(f[3], e.created) && parse_number(f[4], e.due);
+  return pending_index::parse_int(f[2], e.priority) && pending_index::parse_int(f[3], e.created) &&
+         pending_index::parse_int(f[4], e.due);
 }
 
 } // namespace
@@ -242,7 +236,7 @@ bool JobIndex::load(std::string_view text) {
     }
     std::int64_t due = 0;
     // A cut moves only up: an index smaller than the one saved has cut earlier already.
-    if (line.substr(0, 2) == "T " && parse_number(line.substr(2), due)) {
+    if (line.substr(0, 2) == "T " && pending_index::parse_int(line.substr(2), due)) {
       m_timers_cut = std::min(due, m_timers_cut.value_or(due));
     } else if (line.substr(0, 2) == "C " && load_entry(line, e)) {
       if (!m_ready_cut || runs_before(e, *m_ready_cut)) {

@@ -15,12 +15,12 @@ constexpr std::size_t k_write_at = 64 << 10;
 constexpr std::size_t k_read_chunk = 1 << 20;
 constexpr std::size_t k_max_line = 512; // a valid line is at most about 200 bytes
 
-bool parse_number(std::string_view s, std::int64_t& out) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
-}
-
 } // namespace
+
+bool parse_int(std::string_view text, std::int64_t& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
 
 void append_line(std::string& out, const IndexEntry& e) {
   fmt::format_to(std::back_inserter(out), "J {} {} {} {}\n", e.priority, e.created, e.due, e.id);
@@ -46,7 +46,7 @@ bool parse_line(std::string_view line, IndexEntry& out) {
   std::int64_t prio = 0;
   std::int64_t created = 0;
   std::int64_t due = 0;
-  if (!parse_number(fields[1], prio) || !parse_number(fields[2], created) || !parse_number(fields[3], due)) {
+  if (!parse_int(fields[1], prio) || !parse_int(fields[2], created) || !parse_int(fields[3], due)) {
     return false;
   }
   out.id.assign(fields[4]);

@@ -27,6 +27,8 @@ namespace queuectl::pending_index {
 
 inline constexpr const char* k_file = "pending.index";
 
+// `text`, all of it, as a decimal integer.
+bool parse_int(std::string_view text, std::int64_t& out);
 // The line of a job (its id must be valid: no space, no newline).
 void append_line(std::string& out, const IndexEntry& e);
 // Parses one line without its newline; false when it is not one (torn, foreign).
