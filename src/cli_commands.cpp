@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 namespace queuectl::cli {
 
@@ -55,7 +56,7 @@ std::optional<JobState> state_of(const std::string& s, bool finished_only) {
   if (!st || (finished_only && *st != JobState::completed && *st != JobState::dead)) {
     bad_usage(fmt::format("invalid state '{}': expected {}", s,
                           finished_only ? "completed (or done) or dead"
-                                        : "pending, processing, failed, completed (or done), dead"));
+                                        : "pending, held, processing, failed, completed (or done), dead"));
   }
   return st;
 }
@@ -91,6 +92,47 @@ void enqueue_options(CLI::App& c, Args& a) {
   c.add_option("--env", a.enq.env, "set an environment variable for the job (repeatable)")
       ->type_name("NAME=VALUE")
       ->allow_extra_args(false);
+  c.add_option("--queue", a.enq.queue, "the job's queue (default: default)")->type_name("NAME");
+  c.add_option("--after", a.enq.after, "start only once job ID has completed (repeatable)")
+      ->type_name("ID")
+      ->allow_extra_args(false);
+  c.add_option("--tag", a.enq.tags, "a label for the job (repeatable)")->type_name("TAG")->allow_extra_args(false);
+  c.add_flag("--hold", a.enq.hold, "enqueue it held: it does not run until 'queuectl release'");
+  c.add_flag("--wait", a.wait, "print the id, then wait for the job and exit as 'queuectl wait' does");
+}
+
+// Prints each id's line, or its error on stderr, for commands that take several ids:
+// all are tried; exit 1 when one failed.
+int for_each_id(const std::vector<std::string>& ids, const char* done,
+                const std::function<void(const std::string&)>& fn) {
+  int rc = 0;
+  for (const std::string& id : ids) {
+    try {
+      fn(id);
+      out(fmt::format("{} {}\n", done, id));
+    } catch (const Error& e) {
+      fmt::print(stderr, "queuectl: error: {}\n", e.what());
+      rc = static_cast<int>(e.code());
+    }
+  }
+  return rc;
+}
+
+void ids_option(CLI::App& c, Args& a) {
+  c.add_option("ids", a.ids, "job ids")->required()->type_name("ID...");
+}
+
+int wait_and_say(const Spool& spool, const std::vector<std::string>& ids, std::optional<double> timeout) {
+  std::vector<std::string> unfinished;
+  const int rc = cmd::wait_jobs(spool, ids, timeout, &unfinished);
+  if (rc == 124) {
+    std::string names;
+    for (const std::string& id : unfinished) {
+      names += (names.empty() ? "" : ", ") + id;
+    }
+    fmt::print(stderr, "queuectl: timed out after {} s; not finished: {}\n", format_value(Json(*timeout)), names);
+  }
+  return rc;
 }
 
 void id_option(CLI::App& c, Args& a) {
@@ -109,6 +151,7 @@ const Command k_commands[] = {
     {"enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command", true, enqueue_options,
      [](Call& c) {
        const JobIds ids = cmd::enqueue(c.spool, *c.a.enq_checked);
+       std::vector<std::string> waited;
        std::string text; // printed 64 KiB at a time: a million ids need not be in memory twice
        for (std::size_t i = 0; i < ids.size(); ++i) {
          text += ids[i];
@@ -117,8 +160,11 @@ const Command k_commands[] = {
            out(text);
            text.clear();
          }
+         if (c.a.wait) {
+           waited.push_back(ids[i]);
+         }
        }
-       return 0;
+       return c.a.wait ? wait_and_say(c.spool, waited, std::nullopt) : 0;
      },
      [](Args& a, bool new_spool) {
        a.enq_checked = cmd::prepare_enqueue(
@@ -133,17 +179,25 @@ const Command k_commands[] = {
      }},
     {"list", "list jobs, oldest first", false,
      [](CLI::App& c, Args& a) {
-       c.add_option("--state", a.state, "only this state: pending, processing, failed, completed (done), dead")
+       c.add_option("--state", a.state, "only this state: pending, held, processing, failed, completed (done), dead")
            ->type_name("STATE");
        c.add_option("--limit", a.limit, "print at most N jobs")->type_name("N")->check(k_count);
+       c.add_option("--queue", a.queue, "only jobs of this queue")->type_name("NAME");
+       c.add_option("--tag", a.tag, "only jobs with this tag")->type_name("TAG");
        json_flag(c, a, "print a JSON array of the jobs as stored");
      },
      [](Call& c) {
-       const auto jobs = cmd::list(c.spool, state_of(c.a.state, false), c.a.limit);
-       c.a.json ? out_json(cmd::jobs_json(jobs)) : out(job_table(jobs));
+       const auto jobs = cmd::list(c.spool, cmd::JobFilter{state_of(c.a.state, false), c.a.queue, c.a.tag, c.a.limit});
+       c.a.json ? out_json(cmd::jobs_json(jobs))
+                : out(job_table(jobs, [&](const StoredJob& sj) { return cmd::waits_for(c.spool, sj); }));
        return 0;
      },
-     [](Args& a, bool) { state_of(a.state, false); }},
+     [](Args& a, bool) {
+       state_of(a.state, false);
+       if (a.queue) {
+         cmd::check_queues({*a.queue});
+       }
+     }},
     {"show", "print a job's JSON", false,
      [](CLI::App& c, Args& a) {
        id_option(c, a);
@@ -164,13 +218,29 @@ const Command k_commands[] = {
        return 0;
      },
      [](Args& a, bool) { check_ids({a.id}); }},
-    {"cancel", "move a pending or failed job to the dead-letter queue", false, id_option,
+    {"cancel", "move a pending, held or failed job to the dead-letter queue", false, id_option,
      [](Call& c) {
        cmd::cancel(c.spool, c.a.id);
        out(fmt::format("cancelled {}\n", c.a.id));
        return 0;
      },
      [](Args& a, bool) { check_ids({a.id}); }},
+    {"hold", "keep pending or failed jobs from starting until released", false, ids_option,
+     [](Call& c) { return for_each_id(c.a.ids, "held", [&](const std::string& id) { cmd::hold(c.spool, id); }); },
+     [](Args& a, bool) { check_ids(a.ids); }},
+    {"release", "let held jobs run again", false, ids_option,
+     [](Call& c) {
+       return for_each_id(c.a.ids, "released", [&](const std::string& id) { cmd::release(c.spool, id); });
+     },
+     [](Args& a, bool) { check_ids(a.ids); }},
+    {"wait", "wait until jobs are completed or dead; exit with the outcome", false,
+     [](CLI::App& c, Args& a) {
+       ids_option(c, a);
+       c.add_option("--timeout", a.wait_timeout, "give up after SEC seconds (exit 124)")
+           ->type_name("SEC")
+           ->check(k_seconds);
+     },
+     [](Call& c) { return wait_and_say(c.spool, c.a.ids, c.a.wait_timeout); }, [](Args& a, bool) { check_ids(a.ids); }},
     {"purge", "delete completed or dead jobs with their logs", false,
      [](CLI::App& c, Args& a) {
        c.add_option("--state", a.state, "completed (or done) or dead")->required()->type_name("STATE");
@@ -258,6 +328,51 @@ const Command k_commands[] = {
        return 0;
      },
      [](Args& a, bool) { cmd::check_config(a.key, std::nullopt); }},
+    {"queue", "named queues: list them, limit how many jobs of one run at once, pause them", false, nullptr, nullptr},
+    {"queue list", "list queues with their counts per state, limit and pause", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print a JSON array"); },
+     [](Call& c) {
+       const Json queues = cmd::queue_list(c.spool);
+       c.a.json ? out_json(queues) : out(queue_table(queues));
+       return 0;
+     }},
+    {"queue set", "set a queue's concurrency limit", true,
+     [](CLI::App& c, Args& a) {
+       c.add_option("name", a.name, "queue name")->required()->type_name("NAME");
+       c.add_option("--concurrency", a.concurrency, "at most N of its jobs run at once, over the whole spool")
+           ->required()
+           ->type_name("N")
+           ->check(number(true, 1, "an integer >= 1"));
+     },
+     [](Call& c) {
+       cmd::queue_concurrency(c.spool, c.a.name, c.a.concurrency);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_queues({a.name}); }},
+    {"queue unset", "remove a queue's concurrency limit", false,
+     [](CLI::App& c, Args& a) {
+       c.add_option("name", a.name, "queue name")->required()->type_name("NAME");
+       c.add_flag("--concurrency", a.unset_concurrency, "remove the limit")->required();
+     },
+     [](Call& c) {
+       cmd::queue_concurrency(c.spool, c.a.name, std::nullopt);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_queues({a.name}); }},
+    {"queue pause", "start no new job of these queues (running ones finish)", true,
+     [](CLI::App& c, Args& a) { c.add_option("names", a.queues, "queue names")->required()->type_name("NAME..."); },
+     [](Call& c) {
+       cmd::queue_pause(c.spool, c.a.queues, true);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_queues(a.queues); }},
+    {"queue resume", "let paused queues start jobs again", true,
+     [](CLI::App& c, Args& a) { c.add_option("names", a.queues, "queue names")->required()->type_name("NAME..."); },
+     [](Call& c) {
+       cmd::queue_pause(c.spool, c.a.queues, false);
+       return 0;
+     },
+     [](Args& a, bool) { cmd::check_queues(a.queues); }},
     {"worker", "run, stop and inspect worker processes", false, nullptr, nullptr},
     {"worker start", "run N workers under a supervisor in the foreground", true,
      [](CLI::App& c, Args& a) {
@@ -265,18 +380,22 @@ const Command k_commands[] = {
            ->type_name("N")
            ->check(CLI::Range(1, 1024));
        c.add_flag("-d,--detach", a.detach, "run in the background; print the supervisor's and workers' PIDs");
+       c.add_option("--queue", a.queues, "take only jobs of this queue (repeatable; default: every queue)")
+           ->type_name("NAME")
+           ->allow_extra_args(false);
      },
      [](Call& c) {
        if (!c.a.detach) {
-         return cmd::start_workers(c.spool, c.a.count);
+         return cmd::start_workers(c.spool, c.a.count, c.a.queues);
        }
        std::string text;
-       for (pid_t pid : cmd::start_workers_detached(c.spool, c.a.count)) {
+       for (pid_t pid : cmd::start_workers_detached(c.spool, c.a.count, c.a.queues)) {
          text += fmt::format("{}\n", pid);
        }
        out(text);
        return 0;
-     }},
+     },
+     [](Args& a, bool) { cmd::check_queues(a.queues); }},
     {"worker stop", "stop every worker on the spool and wait for them", false,
      [](CLI::App& c, Args& a) {
        c.add_flag("--now", a.now, "kill running jobs (counted as failed attempts) instead of waiting for them");

@@ -24,16 +24,24 @@ std::string shorten(std::string s, std::size_t n) {
 
 } // namespace
 
-std::string job_table(const std::vector<StoredJob>& jobs) {
+std::string job_table(const std::vector<StoredJob>& jobs,
+                      const std::function<std::vector<std::string>(const StoredJob&)>& waits) {
   if (jobs.empty()) {
     return {};
   }
   std::size_t w = 2;
+  std::size_t qw = 0; // the QUEUE column, shown only when a job is not in "default"
   for (const StoredJob& sj : jobs) {
     w = std::max(w, sj.job.id().size());
+    if (const std::string q = sj.job.queue(); q != k_default_queue) {
+      qw = std::max<std::size_t>({qw, q.size(), 7});
+    }
   }
-  std::string text = fmt::format("{:<{}}  {:<10}  {:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", "PRI", "TRIES",
-                                 "CREATED", "COMMAND / LAST ERROR");
+  const auto queue_cell = [&](const std::string& q) {
+    return qw == 0 ? std::string() : fmt::format("{:<{}}  ", q, qw);
+  };
+  std::string text = fmt::format("{:<{}}  {:<10}  {}{:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", queue_cell("QUEUE"),
+                                 "PRI", "TRIES", "CREATED", "COMMAND / LAST ERROR");
   for (const StoredJob& sj : jobs) {
     std::string created = sj.job.text("created_at");
     if (const auto t = parse_time(created)) {
@@ -45,8 +53,42 @@ std::string job_table(const std::vector<StoredJob>& jobs) {
     } else if (const std::string err = sj.job.text("last_error"); !err.empty() && sj.state != JobState::completed) {
       what += "  [" + shorten(err, 40) + "]";
     }
-    text += fmt::format("{:<{}}  {:<10}  {:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w, state_name(sj.state),
-                        sj.job.priority(), sj.job.attempts(), sj.job.max_runs(), created, what);
+    if (waits) {
+      if (const auto deps = waits(sj); !deps.empty()) {
+        std::string list;
+        for (const std::string& d : deps) {
+          list += (list.empty() ? "" : ", ") + d;
+        }
+        what += "  (after: " + shorten(list, 60) + ")";
+      }
+    }
+    for (const std::string& tag : sj.job.tags()) {
+      what += "  #" + shorten(tag, 64);
+    }
+    text +=
+        fmt::format("{:<{}}  {:<10}  {}{:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w, state_name(sj.state),
+                    queue_cell(sj.job.queue()), sj.job.priority(), sj.job.attempts(), sj.job.max_runs(), created, what);
+  }
+  return text;
+}
+
+std::string queue_table(const Json& queues) {
+  if (queues.empty()) {
+    return "no queues: every job is in the queue 'default' until one is given with --queue\n";
+  }
+  std::size_t w = 5;
+  for (const Json& q : queues) {
+    w = std::max(w, q["queue"].get_ref<const std::string&>().size());
+  }
+  std::string text = fmt::format("{:<{}}  {:>7}  {:>5}  {:>10}  {:>6}  {:>9}  {:>5}  {:>5}  {}\n", "QUEUE", w,
+                                 "PENDING", "HELD", "PROCESSING", "FAILED", "COMPLETED", "DEAD", "LIMIT", "PAUSED");
+  for (const Json& q : queues) {
+    text +=
+        fmt::format("{:<{}}  {:>7}  {:>5}  {:>10}  {:>6}  {:>9}  {:>5}  {:>5}  {}\n", q["queue"].get<std::string>(), w,
+                    q["pending"].get<std::size_t>(), q["held"].get<std::size_t>(), q["processing"].get<std::size_t>(),
+                    q["failed"].get<std::size_t>(), q["completed"].get<std::size_t>(), q["dead"].get<std::size_t>(),
+                    q["concurrency"].is_null() ? std::string("-") : q["concurrency"].dump(),
+                    q["paused"].get<bool>() ? "yes" : "no");
   }
   return text;
 }

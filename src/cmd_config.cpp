@@ -13,18 +13,16 @@ Json config_get(const Spool& spool, const std::string& key) {
 }
 
 void config_set(const Spool& spool, const std::string& key, const std::string& value) {
-  Config c = spool.load_config();
-  c.set(key, value);
-  spool.save_config(c);
+  spool.update_config([&](Config& c) {
+    c.set(key, value);
+    return true;
+  });
 }
 
 bool config_unset(const Spool& spool, const std::string& key) {
-  Config c = spool.load_config();
-  if (!c.unset(key)) {
-    return false;
-  }
-  spool.save_config(c);
-  return true;
+  bool was = false;
+  spool.update_config([&](Config& c) { return was = c.unset(key); });
+  return was;
 }
 
 void check_config(const std::string& key, const std::optional<std::string>& value) {

@@ -89,6 +89,23 @@ JobOverrides overrides_of(const EnqueueArgs& a) {
   if (o.id && !valid_id(*o.id)) {
     bad_usage(fmt::format("invalid --id '{}': {}", *o.id, k_id_rule));
   }
+  if (a.queue && !valid_queue(*a.queue)) {
+    bad_usage(fmt::format("invalid --queue '{}': {}", *a.queue, k_queue_rule));
+  }
+  o.queue = a.queue;
+  for (const std::string& dep : a.after) {
+    if (!valid_id(dep)) {
+      bad_usage(fmt::format("invalid --after '{}': {}", dep, k_id_rule));
+    }
+  }
+  o.after = a.after;
+  for (const std::string& tag : a.tags) {
+    if (!valid_tag(tag)) {
+      bad_usage(fmt::format("invalid --tag '{}': a tag is 1 to 64 characters without control characters", tag));
+    }
+  }
+  o.tags = a.tags;
+  o.hold = a.hold;
   return o;
 }
 
@@ -109,7 +126,10 @@ EnqueueRequest prepare_enqueue(const EnqueueArgs& a, const std::function<std::st
   } else if (!a.command) {
     bad_usage("nothing to enqueue: give a JSON job, '-', or --command CMD");
   }
-  make_job(r.base, r.overrides, JobDefaults(), now_micros()); // refused now, before any spool is made
+  const Job job = make_job(r.base, r.overrides, JobDefaults(), now_micros()); // refused now, before any spool is made
+  if (new_spool) {
+    check_after(job, nullptr, nullptr, ""); // a new spool has no job to come after
+  }
   return r;
 }
 

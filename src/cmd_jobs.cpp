@@ -24,6 +24,36 @@ std::vector<StoredJob> list(const Spool& spool, std::optional<JobState> state, s
   return state ? spool.list(*state, max) : spool.list_all(max);
 }
 
+std::vector<StoredJob> list(const Spool& spool, const JobFilter& f) {
+  if (!f.queue && !f.tag) {
+    return list(spool, f.state, f.max);
+  }
+  std::vector<StoredJob> all = list(spool, f.state, SIZE_MAX);
+  std::vector<StoredJob> out;
+  for (StoredJob& sj : all) {
+    if (out.size() >= f.max) {
+      break;
+    }
+    if ((!f.queue || sj.job.queue() == *f.queue) && (!f.tag || sj.job.has_tag(*f.tag))) {
+      out.push_back(std::move(sj));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> waits_for(const Spool& spool, const StoredJob& sj) {
+  std::vector<std::string> out;
+  if (sj.state != JobState::pending && sj.state != JobState::held) {
+    return out;
+  }
+  for (const std::string& dep : sj.job.after()) {
+    if (const auto at = spool.locate(dep); at && *at != JobState::completed) {
+      out.push_back(dep);
+    }
+  }
+  return out;
+}
+
 Json jobs_json(const std::vector<StoredJob>& jobs) {
   Json arr = Json::array();
   for (const StoredJob& sj : jobs) {
@@ -49,6 +79,14 @@ std::string log_text(const Spool& spool, const std::string& id) {
 void cancel(const Spool& spool, const std::string& id) {
   Transitions(spool).cancel(id);
   Counters(spool).add(count_one(Counter::jobs_dead));
+}
+
+void hold(const Spool& spool, const std::string& id) {
+  Transitions(spool).hold(id);
+}
+
+void release(const Spool& spool, const std::string& id) {
+  Transitions(spool).release(id);
 }
 
 std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::string>& ids, bool all) {

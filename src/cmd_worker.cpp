@@ -18,12 +18,12 @@ Json worker_status(const Spool& spool) {
   return arr;
 }
 
-int start_workers(const Spool& spool, int count) {
-  return run_supervisor(spool.root(), count, -1);
+int start_workers(const Spool& spool, int count, const std::vector<std::string>& queues) {
+  return run_supervisor(spool.root(), count, -1, queues);
 }
 
-std::vector<pid_t> start_workers_detached(const Spool& spool, int count) {
-  return start_detached(spool.root(), count);
+std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues) {
+  return start_detached(spool.root(), count, queues);
 }
 
 std::size_t stop_workers(const Spool& spool, bool now) {

@@ -144,6 +144,56 @@ std::vector<std::pair<std::string, Json>> Config::list() const {
   return out;
 }
 
+std::map<std::string, QueueSettings> Config::queues() const {
+  std::map<std::string, QueueSettings> out;
+  const auto all = m_values.find("queues");
+  if (all == m_values.end() || !all->is_object()) {
+    return out;
+  }
+  for (const auto& [name, v] : all->items()) {
+    if (!valid_queue(name) || !v.is_object()) {
+      continue;
+    }
+    QueueSettings q;
+    if (const auto c = v.find("concurrency"); c != v.end() && c->is_number_integer() && c->get<std::int64_t>() >= 1) {
+      q.concurrency = c->get<std::int64_t>();
+    }
+    if (const auto p = v.find("paused"); p != v.end() && p->is_boolean()) {
+      q.paused = p->get<bool>();
+    }
+    out.emplace(name, q);
+  }
+  return out;
+}
+
+QueueSettings Config::queue(const std::string& name) const {
+  const auto all = queues();
+  const auto it = all.find(name);
+  return it == all.end() ? QueueSettings{} : it->second;
+}
+
+void Config::set_queue(const std::string& name, const QueueSettings& q) {
+  Json& all = m_values["queues"];
+  if (!all.is_object()) {
+    all = Json::object();
+  }
+  if (q == QueueSettings{}) {
+    all.erase(name);
+    if (all.empty()) {
+      m_values.erase("queues");
+    }
+    return;
+  }
+  Json v = Json::object();
+  if (q.concurrency) {
+    v["concurrency"] = *q.concurrency;
+  }
+  if (q.paused) {
+    v["paused"] = true;
+  }
+  all[name] = std::move(v);
+}
+
 JobDefaults Config::job_defaults() const {
   JobDefaults d;
   d.max_retries = get("max-retries").get<std::int64_t>();

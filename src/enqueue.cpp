@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 
 namespace queuectl {
@@ -53,6 +55,28 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
       }
     }
   }
+  if (o.queue) {
+    j["queue"] = *o.queue;
+  }
+  // --after and --tag add to what the JSON lists (an existing non-array is left for validate).
+  const auto add_to = [&](const char* field, const std::vector<std::string>& values) {
+    if (values.empty()) {
+      return;
+    }
+    Json& arr = j[field];
+    if (arr.is_null()) {
+      arr = Json::array();
+    }
+    if (arr.is_array()) {
+      for (const std::string& v : values) {
+        if (std::find(arr.begin(), arr.end(), Json(v)) == arr.end()) {
+          arr.push_back(v);
+        }
+      }
+    }
+  };
+  add_to("after", o.after);
+  add_to("tags", o.tags);
   if (id_if_missing && !j.contains("id")) {
     j["id"] = *id_if_missing;
   }
@@ -61,7 +85,25 @@ Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micr
   j.erase("created_at"); // always queuectl's: a job is created now
   j.erase("updated_at");
   job.fill_new(d, now);
+  if (o.hold) {
+    job.set_state(JobState::held);
+  }
   return job;
+}
+
+void check_after(const Job& job, const Spool* spool, const std::function<bool(const std::string&)>& earlier,
+                 const std::string& where) {
+  const std::string id = job.id();
+  for (const std::string& dep : job.after()) {
+    if (dep == id) {
+      fail(fmt::format("{}job '{}' cannot come after itself", where, id));
+    }
+    if (!(earlier && earlier(dep)) && !(spool && spool->id_taken(dep))) {
+      fail(fmt::format("{}no such job '{}' (listed in 'after'): a job can only come after one that exists or an "
+                       "earlier line of the same input",
+                       where, dep));
+    }
+  }
 }
 
 namespace {
@@ -84,6 +126,7 @@ std::string enqueue_one(Spool& spool, const Json& base, const JobOverrides& o) {
   const Config cfg = spool.load_config();
   Job job = make_job(base, o, cfg.job_defaults(), now_micros());
   const bool explicit_id = o.id || (base.is_object() && base.contains("id"));
+  check_after(job, &spool, nullptr, "");
   sys::LockFile lock;
   if (explicit_id) {
     lock = lock_ids(spool);
@@ -196,15 +239,32 @@ void check_batch(std::string_view input, const JobOverrides& o) {
   const BatchLines lines(input);
   const Micros now = now_micros();
   std::map<std::size_t, std::string> given;
-  const std::string placeholder = "x"; // no id is generated for a job that is not kept
+  const std::string placeholder = "x";              // no id is generated for a job that is not kept
+  std::vector<std::pair<std::size_t, Job>> waiting; // the lines with `after`
   for (std::size_t i = 0; i < lines.size(); ++i) {
     bool explicit_id = false;
-    const Job job = batch_job(lines, i, o, JobDefaults(), now, &placeholder, &explicit_id);
+    Job job = batch_job(lines, i, o, JobDefaults(), now, &placeholder, &explicit_id);
     if (explicit_id) {
       given[i] = job.id();
     }
+    if (!job.after().empty()) {
+      waiting.emplace_back(i, std::move(job));
+    }
   }
   check_unique(lines, given);
+  std::unordered_map<std::string_view, std::size_t> line_of;
+  for (const auto& [i, id] : given) {
+    line_of.emplace(id, i);
+  }
+  for (const auto& [i, job] : waiting) {
+    check_after(
+        job, nullptr,
+        [&, i = i](const std::string& dep) {
+          const auto it = line_of.find(dep);
+          return it != line_of.end() && it->second < i;
+        },
+        fmt::format("line {}: ", lines.number(i)));
+  }
 }
 
 namespace {
@@ -244,7 +304,9 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
   JobIds ids(lines.size(), !o.id);
   // Each line is checked and written to tmp/ at once, on several threads; nothing
   // reaches pending/ before every line has passed, and a failure removes what was written.
-  Spool::NewJobs batch(spool, lines.size());
+  Spool::NewJobs batch(spool, lines.size(), o.hold ? JobState::held : JobState::pending);
+  std::mutex waiting_mutex;
+  std::vector<std::pair<std::size_t, std::vector<std::string>>> waiting; // lines with `after`
   // The lowest line that failed so far: other threads stop before it (no point writing
   // more) but not after it, so that the first bad line is the one reported.
   std::atomic<std::size_t> first_bad{lines.size()};
@@ -263,6 +325,10 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
         }
         batch.write(i, job, false);
         order.add(job);
+        if (auto deps = job.after(); !deps.empty()) {
+          const std::lock_guard<std::mutex> g(waiting_mutex);
+          waiting.emplace_back(i, std::move(deps));
+        }
       } catch (const Error&) {
         std::size_t seen = first_bad.load();
         while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
@@ -271,6 +337,25 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
       }
     }
   });
+  if (!waiting.empty()) {
+    // Only now are the ids of every line known: an id in `after` is an earlier line's,
+    // or a job of the spool.
+    std::unordered_map<std::string, std::size_t> line_of;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      line_of.emplace(ids[i], i);
+    }
+    std::sort(waiting.begin(), waiting.end());
+    for (const auto& [i, deps] : waiting) {
+      Job job(Json{{"id", ids[i]}, {"after", deps}});
+      check_after(
+          job, &spool,
+          [&, i = i](const std::string& dep) {
+            const auto it = line_of.find(dep);
+            return it != line_of.end() && it->second < i;
+          },
+          fmt::format("line {}: ", lines.number(i)));
+    }
+  }
   const sys::LockFile ids_lock = check_batch_ids(spool, ids, lines);
   batch.publish([&](std::size_t i) { return ids[i]; }, false);
   return ids;

@@ -16,6 +16,8 @@ std::string_view state_name(JobState s) {
   switch (s) {
   case JobState::pending:
     return "pending";
+  case JobState::held:
+    return "held";
   case JobState::processing:
     return "processing";
   case JobState::failed:
@@ -44,11 +46,10 @@ std::optional<JobState> parse_state(std::string_view name) {
   return std::nullopt;
 }
 
-bool valid_id(std::string_view id) {
-  if (id.empty() || id.size() > 128 || id[0] == '.' || id[0] == '-') {
-    return false; // a leading '-' would read as an option on every command line
-  }
-  for (char c : id) {
+namespace {
+// `[A-Za-z0-9._-]*`: the characters of ids and queue names.
+bool name_chars(std::string_view s) {
+  for (char c : s) {
     const bool ok =
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) {
@@ -56,6 +57,14 @@ bool valid_id(std::string_view id) {
     }
   }
   return true;
+}
+} // namespace
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 128 || id[0] == '.' || id[0] == '-') {
+    return false; // a leading '-' would read as an option on every command line
+  }
+  return name_chars(id);
 }
 
 std::string generate_id() {
@@ -99,6 +108,21 @@ Job Job::parse(std::string_view text) {
   }
   job->validate();
   return std::move(*job);
+}
+
+bool valid_queue(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && name_chars(name);
+}
+
+bool valid_tag(std::string_view tag) {
+  std::size_t chars = 0;
+  for (unsigned char c : tag) {
+    if (c < 0x20 || c == 0x7f) {
+      return false;
+    }
+    chars += (c & 0xC0) != 0x80; // a character's first byte (the JSON parser checked the UTF-8)
+  }
+  return chars >= 1 && chars <= 64;
 }
 
 bool valid_env_name(std::string_view name) {
@@ -189,7 +213,7 @@ void Job::validate() const {
   argument("command", cmd->get_ref<const std::string&>().size());
   if (const auto it = j.find("state"); it != j.end()) {
     require(it->is_string() && parse_state(it->get<std::string>()).has_value(), "state",
-            "one of pending, processing, failed, completed, dead");
+            "one of pending, held, processing, failed, completed, dead");
   }
   if (const auto it = j.find("attempts"); it != j.end()) {
     require(is_int(*it) && it->get<std::int64_t>() >= 0, "attempts", "an integer >= 0");
@@ -226,6 +250,34 @@ void Job::validate() const {
       }
       require(v.is_string(), "env", "an object of strings");
       argument("env", k.size() + 1 + v.get_ref<const std::string&>().size());
+    }
+  }
+  if (const auto it = j.find("queue"); it != j.end()) {
+    require(it->is_string(), "queue", "a string");
+    if (!valid_queue(it->get_ref<const std::string&>())) {
+      bad_usage(fmt::format("invalid queue '{}': {}", it->get<std::string>(), k_queue_rule));
+    }
+  }
+  if (const auto it = j.find("after"); it != j.end()) {
+    require(it->is_array(), "after", "an array of job ids");
+    for (const Json& dep : *it) {
+      require(dep.is_string(), "after", "an array of job ids");
+      if (!valid_id(dep.get_ref<const std::string&>())) {
+        bad_usage(fmt::format("invalid job id '{}' in field 'after': {}", dep.get<std::string>(), k_id_rule));
+      }
+    }
+  }
+  if (const auto it = j.find("tags"); it != j.end()) {
+    require(it->is_array(), "tags", "an array of strings");
+    if (it->size() > k_max_tags) {
+      bad_usage(fmt::format("field 'tags' has {} tags: at most {} are allowed", it->size(), k_max_tags));
+    }
+    for (const Json& tag : *it) {
+      require(tag.is_string(), "tags", "an array of strings");
+      if (!valid_tag(tag.get_ref<const std::string&>())) {
+        bad_usage(
+            fmt::format("invalid tag '{}': a tag is 1 to 64 bytes without control characters", tag.get<std::string>()));
+      }
     }
   }
   if (exec_bytes > max_exec_bytes()) {
@@ -278,6 +330,44 @@ std::optional<JobState> Job::state() const {
   return parse_state(it->get_ref<const std::string&>());
 }
 
+std::string Job::queue() const {
+  const auto it = m_json.find("queue");
+  return it != m_json.end() && it->is_string() ? it->get<std::string>() : std::string(k_default_queue);
+}
+
+namespace {
+std::vector<std::string> strings_of(const Json& j, const char* field) {
+  std::vector<std::string> out;
+  if (const auto it = j.find(field); it != j.end() && it->is_array()) {
+    for (const Json& v : *it) {
+      if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+} // namespace
+
+std::vector<std::string> Job::after() const {
+  return strings_of(m_json, "after");
+}
+
+std::vector<std::string> Job::tags() const {
+  return strings_of(m_json, "tags");
+}
+
+bool Job::has_tag(std::string_view tag) const {
+  if (const auto it = m_json.find("tags"); it != m_json.end() && it->is_array()) {
+    for (const Json& v : *it) {
+      if (v.is_string() && v.get_ref<const std::string&>() == tag) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 bool Job::written_by_queuectl() const {
   const auto it = m_json.find("created_at");
   return it != m_json.end() && it->is_string();
@@ -299,6 +389,12 @@ void Job::read_from(JobState dir, std::string_view stem) {
 void Job::set_outcome(std::optional<int> exit_code, const std::string& error) {
   m_json["exit_code"] = exit_code ? Json(*exit_code) : Json(nullptr);
   m_json["last_error"] = error.empty() ? Json(nullptr) : Json(error);
+  m_json.erase("next_run_at");
+}
+
+void Job::mark_dependency_failed(const std::string& dep) {
+  m_json["exit_code"] = nullptr;
+  m_json["last_error"] = fmt::format("dependency {} failed", dep);
   m_json.erase("next_run_at");
 }
 

@@ -98,14 +98,18 @@ bool JobIndex::add(IndexEntry e) {
   return kept;
 }
 
-std::optional<IndexEntry> JobIndex::pop_ready(Micros now) {
+std::optional<IndexEntry> JobIndex::pop_ready(Micros now, const std::function<bool(const IndexEntry&)>& can_start) {
   while (!m_timers.empty() && m_timers.begin()->due <= now) {
     keep_ready(std::move(m_timers.extract(m_timers.begin()).value()));
   }
-  if (m_ready.empty()) {
+  auto it = m_ready.begin();
+  while (it != m_ready.end() && can_start && !can_start(*it)) {
+    ++it;
+  }
+  if (it == m_ready.end()) {
     return std::nullopt;
   }
-  IndexEntry e = std::move(m_ready.extract(m_ready.begin()).value());
+  IndexEntry e = std::move(m_ready.extract(it).value());
   forget(e);
   return e;
 }
@@ -167,20 +171,20 @@ void JobIndex::remove_if(const std::function<bool(const IndexEntry&)>& pred) {
 
 namespace {
 
-constexpr std::string_view k_saved = "queuectl-index 1\n";
+constexpr std::string_view k_saved = "queuectl-index 2\n";
 
 void save_entry(std::string& out, char tag, const IndexEntry& e) {
   if (e.id.find('\n') != std::string::npos) {
     return; // a drop-in named so: left for the next scan (its claim quarantines it)
   }
-  fmt::format_to(std::back_inserter(out), "{} {} {} {} {} {}\n", tag, e.from == JobState::failed ? 'F' : 'P',
-                 e.priority, e.created, e.due, e.id);
+  fmt::format_to(std::back_inserter(out), "{} {} {} {} {} {} {} {}\n", tag, e.from == JobState::failed ? 'F' : 'P',
+                 e.priority, e.created, e.due, e.waits ? 1 : 0, e.queue.empty() ? "-" : e.queue, e.id);
 }
 
-// "<tag> <P|F> <priority> <created> <due> <id>"; the id is the rest (a drop-in's stem may
-// hold spaces).
+// "<tag> <P|F> <priority> <created> <due> <waits> <queue or -> <id>"; the id is the rest
+// (a drop-in's stem may hold spaces).
 bool load_entry(std::string_view line, IndexEntry& e) {
-  std::string_view f[5];
+  std::string_view f[7];
   for (auto& field : f) {
     const std::size_t sp = line.find(' ');
     if (sp == std::string_view::npos) {
@@ -194,6 +198,8 @@ bool load_entry(std::string_view line, IndexEntry& e) {
   }
   e.from = f[1] == "F" ? JobState::failed : JobState::pending;
   e.id.assign(line);
+  e.waits = f[5] == "1";
+  e.queue.assign(f[6] == "-" ? std::string_view() : f[6]);
   return pending_index::parse_int(f[2], e.priority) && pending_index::parse_int(f[3], e.created) &&
          pending_index::parse_int(f[4], e.due);
 }
@@ -262,6 +268,12 @@ IndexEntry index_entry_of(const Job& job, const std::string& id, JobState from, 
     e.priority = it->get<std::int64_t>();
   }
   e.created = job.time_field("created_at").value_or(fallback_created);
+  if (std::string q = job.queue(); q != k_default_queue) {
+    e.queue = std::move(q);
+  }
+  if (const auto it = job.json().find("after"); it != job.json().end() && it->is_array() && !it->empty()) {
+    e.waits = true;
+  }
   const auto st = job.state();
   if (from == JobState::pending && job.written_by_queuectl() && st && *st != JobState::pending) {
     return e; // a move cut short: the claim finishes it (see transition.hpp), now
@@ -439,14 +451,15 @@ void read_listed(const Spool& spool, JobState from, std::int64_t default_priorit
 
 } // namespace
 
-ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index) {
+ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index,
+                       const std::function<bool(const IndexEntry&)>& accept) {
   ScanStats st;
   index.clear();
   const auto offer = [&](JobIndex& into, IndexEntry& e) { // may move from e
     if (e.due <= now) {
       e.due = 0;
     }
-    if (!into.left_out(e)) {
+    if (!into.left_out(e) && (!accept || accept(e))) {
       into.add(std::move(e));
     }
   };

@@ -1,5 +1,6 @@
 #include "queuectl/metrics.hpp"
 
+#include "queuectl/commands.hpp"
 #include "queuectl/counters.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
@@ -33,6 +34,7 @@ constexpr CounterRow k_counters[] = {
 };
 
 constexpr Family k_jobs{"queuectl_jobs", "gauge", "Jobs in each state."};
+constexpr Family k_queue_jobs{"queuectl_queue_jobs", "gauge", "Jobs in each state, per queue."};
 constexpr Family k_workers{"queuectl_workers", "gauge", "Live worker processes."};
 constexpr Family k_oldest{"queuectl_oldest_pending_age_seconds", "gauge",
                           "Age of the oldest pending job (0 when none)."};
@@ -66,6 +68,14 @@ std::string prometheus_text(const Spool& spool) {
   header(out, k_jobs);
   for (JobState s : k_all_states) {
     out += fmt::format("{}{{state=\"{}\"}} {}\n", k_jobs.name, state_name(s), counts[static_cast<std::size_t>(s)]);
+  }
+  // Every job file says its queue: this reads each one (see queuectl-metrics(1)).
+  header(out, k_queue_jobs);
+  for (const Json& q : cmd::queue_list(spool)) {
+    for (JobState s : k_all_states) {
+      out += fmt::format("{}{{queue=\"{}\",state=\"{}\"}} {}\n", k_queue_jobs.name, q["queue"].get<std::string>(),
+                         state_name(s), q[std::string(state_name(s))].get<std::size_t>());
+    }
   }
   header(out, k_workers);
   out += fmt::format("{} {}\n", k_workers.name, live_worker_count(spool));

@@ -23,16 +23,20 @@ bool parse_int(std::string_view text, std::int64_t& out) {
 }
 
 void append_line(std::string& out, const IndexEntry& e) {
-  fmt::format_to(std::back_inserter(out), "J {} {} {} {}\n", e.priority, e.created, e.due, e.id);
+  if (e.queue.empty()) {
+    fmt::format_to(std::back_inserter(out), "J {} {} {} {}\n", e.priority, e.created, e.due, e.id);
+  } else {
+    fmt::format_to(std::back_inserter(out), "Q {} {} {} {} {}\n", e.priority, e.created, e.due, e.queue, e.id);
+  }
 }
 
 bool parse_line(std::string_view line, IndexEntry& out) {
-  std::string_view fields[5];
+  std::string_view fields[6];
   std::size_t n = 0;
   while (!line.empty()) {
     const std::size_t sp = line.find(' ');
-    if (n == 5) {
-      return false; // a torn line followed by a whole one: more than five fields
+    if (n == 6) {
+      return false; // a torn line followed by a whole one: more fields than a line has
     }
     fields[n++] = line.substr(0, sp);
     if (sp == std::string_view::npos) {
@@ -40,7 +44,8 @@ bool parse_line(std::string_view line, IndexEntry& out) {
     }
     line.remove_prefix(sp + 1);
   }
-  if (n != 5 || fields[0] != "J" || !valid_id(fields[4])) {
+  const bool queued = n == 6 && fields[0] == "Q" && valid_queue(fields[4]) && fields[4] != k_default_queue;
+  if (!(queued || (n == 5 && fields[0] == "J")) || !valid_id(fields[n - 1])) {
     return false;
   }
   std::int64_t prio = 0;
@@ -49,7 +54,9 @@ bool parse_line(std::string_view line, IndexEntry& out) {
   if (!parse_int(fields[1], prio) || !parse_int(fields[2], created) || !parse_int(fields[3], due)) {
     return false;
   }
-  out.id.assign(fields[4]);
+  out.id.assign(fields[n - 1]);
+  out.queue.assign(queued ? fields[4] : std::string_view());
+  out.waits = false;
   out.from = JobState::pending;
   out.priority = prio;
   out.created = created;
@@ -59,10 +66,14 @@ bool parse_line(std::string_view line, IndexEntry& out) {
 
 void Appender::add(const Job& job) {
   const std::string id = job.id();
-  if (!valid_id(id)) {
-    return;
+  if (!valid_id(id) || job.state() != JobState::pending) {
+    return; // a held job goes to held/, not pending/
   }
-  append_line(m_buf, index_entry_of(job, id, JobState::pending, job.priority(), 0));
+  const IndexEntry e = index_entry_of(job, id, JobState::pending, job.priority(), 0);
+  if (e.waits) {
+    return; // what it waits for is in its file, which the scan reads
+  }
+  append_line(m_buf, e);
   if (m_buf.size() >= k_write_at) {
     flush();
   }

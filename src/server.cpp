@@ -300,6 +300,26 @@ void Api::install(httplib::Server& svr) {
           };
           const std::size_t offset = num("offset", 0);
           const std::size_t limit = num("limit", SIZE_MAX);
+          if (req.has_param("queue") || req.has_param("tag")) {
+            // A filter reads every job of the state (their files say their queue and tags).
+            cmd::JobFilter f;
+            f.state = st;
+            if (req.has_param("queue")) {
+              f.queue = req.get_param_value("queue");
+              cmd::check_queues({*f.queue});
+            }
+            if (req.has_param("tag")) {
+              f.tag = req.get_param_value("tag");
+            }
+            std::vector<StoredJob> all = cmd::list(m_spool, f);
+            res.set_header("X-Total-Count", std::to_string(all.size()));
+            std::vector<StoredJob> page;
+            for (std::size_t i = offset; i < all.size() && page.size() < limit; ++i) {
+              page.push_back(std::move(all[i]));
+            }
+            send_json(res, 200, cmd::jobs_json(page));
+            return;
+          }
           // The catalog remembers each job's place, so a refresh of a page of a
           // million-job queue lists directories and reads the page's files, not every
           // job; the total counts directory entries, as status does.
@@ -339,6 +359,27 @@ void Api::install(httplib::Server& svr) {
           cmd::cancel(m_spool, id);
           send_json(res, 200, cmd::show(m_spool, id));
         }));
+  for (const bool hold : {true, false}) {
+    route(svr, hold ? R"(/api/jobs/([^/]+)/hold)" : R"(/api/jobs/([^/]+)/release)", std::nullopt,
+          Handler([this, hold](const httplib::Request& req, httplib::Response& res) {
+            const std::string id = job_id(req);
+            hold ? cmd::hold(m_spool, id) : cmd::release(m_spool, id);
+            send_json(res, 200, cmd::show(m_spool, id));
+          }));
+  }
+  route(svr, "/api/queues", Handler([this](const httplib::Request&, httplib::Response& res) {
+          send_json(res, 200, cmd::queue_list(m_spool));
+        }),
+        std::nullopt);
+  for (const bool pause : {true, false}) {
+    route(svr, pause ? R"(/api/queues/([^/]+)/pause)" : R"(/api/queues/([^/]+)/resume)", std::nullopt,
+          Handler([this, pause](const httplib::Request& req, httplib::Response& res) {
+            const std::string name = req.matches[1];
+            cmd::check_queues({name});
+            cmd::queue_pause(m_spool, {name}, pause);
+            send_json(res, 200, Json{{"queue", name}, {"paused", pause}});
+          }));
+  }
   route(svr, "/api/workers", Handler([this](const httplib::Request&, httplib::Response& res) {
           send_json(res, 200, cmd::worker_status(m_spool));
         }),

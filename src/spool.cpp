@@ -109,7 +109,7 @@ Spool Spool::open(const fs::path& root, bool create) {
       }
       return s.m_root_dir.subdir(sub); // throws, saying why
     }
-    if (!create) {
+    if (!create && sub != "held") { // held/ came with queuectl 0.4: an older spool gets it now
       fail(fmt::format("'{}' is not a queuectl spool: it has no {}/ directory (check --spool and QUEUECTL_SPOOL)",
                        root.string(), sub));
     }
@@ -146,6 +146,15 @@ void Spool::save_config(const Config& c) const {
   m_root_dir.write_atomic("config.json", c.dump(), m_file_mode);
 }
 
+void Spool::update_config(const std::function<bool(Config&)>& change) const {
+  sys::LockFile lock = sys::LockFile::open(m_root_dir, ".config.lock", m_file_mode);
+  lock.lock();
+  Config c = load_config();
+  if (change(c)) {
+    save_config(c);
+  }
+}
+
 void Spool::for_each_job(JobState s, const std::function<void(std::string_view stem)>& fn) const {
   dir(s).for_each([&](std::string_view name, unsigned char type) {
     if (type == DT_REG || type == DT_UNKNOWN) {
@@ -167,19 +176,23 @@ std::optional<JobState> Spool::find(const std::string& id, std::optional<JobStat
   return std::nullopt;
 }
 
-bool Spool::id_taken(const std::string& id) const {
-  if (find(id)) {
-    return true;
+std::optional<JobState> Spool::locate(const std::string& id) const {
+  if (const auto s = find(id)) {
+    return s;
   }
   // A job moving from a later directory to an earlier one while find() looked (dlq retry,
-  // dead -> pending) is seen by a pass in the opposite order.
+  // dead -> pending, release) is seen by a pass in the opposite order.
   const std::string f = job_file(id);
   for (auto it = k_all_states.rbegin(); it != k_all_states.rend(); ++it) {
     if (dir(*it).exists(f)) {
-      return true;
+      return *it;
     }
   }
-  return false;
+  return std::nullopt;
+}
+
+bool Spool::id_taken(const std::string& id) const {
+  return locate(id).has_value();
 }
 
 Fd Spool::open_job(JobState s, std::string_view stem, struct stat* st) const {
@@ -272,8 +285,8 @@ StoredJob Spool::load(const std::string& id) const {
   return std::move(*sj);
 }
 
-Spool::NewJobs::NewJobs(const Spool& spool, std::size_t n)
-    : m_spool(spool), m_base(spool.reserve_temps(n)), m_written(n) {}
+Spool::NewJobs::NewJobs(const Spool& spool, std::size_t n, JobState to)
+    : m_spool(spool), m_base(spool.reserve_temps(n)), m_written(n), m_to(to) {}
 
 Spool::NewJobs::~NewJobs() {
   for (std::size_t i = m_published; i < m_written.size(); ++i) {
@@ -299,7 +312,7 @@ void Spool::NewJobs::publish(const std::function<std::string(std::size_t)>& id_o
     // One flush for the data of the whole batch instead of one fsync per file.
     m_spool.m_tmp.sync_file_system();
   }
-  const sys::Dir& pending = m_spool.dir(JobState::pending);
+  const sys::Dir& pending = m_spool.dir(m_to);
   const std::size_t n = m_written.size();
   for (std::size_t i = 0; i < n; ++i) {
     const std::string id = id_of(i);
@@ -323,7 +336,8 @@ void Spool::NewJobs::publish(const std::function<std::string(std::size_t)>& id_o
 
 std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
   const bool single = jobs.size() == 1; // one file: its own fdatasync beats a syncfs
-  NewJobs batch(*this, jobs.size());
+  const bool held = !jobs.empty() && jobs[0].state() == JobState::held;
+  NewJobs batch(*this, jobs.size(), held ? JobState::held : JobState::pending);
   // File creation in one directory scales with threads (unlike the renames in publish,
   // which the kernel serialises across directories).
   for_chunks(jobs.size(), [&](std::size_t begin, std::size_t end) {
@@ -342,8 +356,8 @@ std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
   return ids;
 }
 
-std::array<std::size_t, 5> Spool::counts() const {
-  std::array<std::size_t, 5> c{};
+std::array<std::size_t, k_state_count> Spool::counts() const {
+  std::array<std::size_t, k_state_count> c{};
   for (JobState s : k_all_states) {
     for_each_job(s, [&](std::string_view) { ++c[static_cast<std::size_t>(s)]; });
   }

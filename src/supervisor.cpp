@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -36,8 +37,9 @@ void log_line(std::string_view line) {
 
 class Supervisor {
 public:
-  Supervisor(const std::filesystem::path& root, int count)
-      : m_root(root), m_spool(Spool::open(root)), m_count(count), m_reg(m_spool, RecordKind::supervisor, 0, count) {}
+  Supervisor(const std::filesystem::path& root, int count, std::vector<std::string> queues)
+      : m_root(root), m_spool(Spool::open(root)), m_count(count), m_queues(std::move(queues)),
+        m_reg(m_spool, RecordKind::supervisor, 0, count) {}
 
   int run(int ready_fd);
 
@@ -50,6 +52,7 @@ private:
   std::filesystem::path m_root;
   Spool m_spool;
   int m_count;
+  std::vector<std::string> m_queues; // its workers take these (all when empty)
   Registration m_reg;
   std::map<pid_t, Micros> m_workers; // pid -> start time
   bool m_stopping = false;
@@ -78,7 +81,7 @@ pid_t Supervisor::spawn_worker(int ready_fd, bool handed) {
         mine = std::move(m_handed);
       }
       m_handed.reset();
-      rc = run_worker(m_root, sup, ready_fd, std::move(mine), log_line);
+      rc = run_worker(m_root, sup, ready_fd, std::move(mine), log_line, m_queues);
     } catch (const std::exception& e) {
       log_line(fmt::format("worker error: {}", e.what()));
     }
@@ -139,7 +142,18 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
     std::string text;
     {
       JobIndex index;
-      scan_waiting(m_spool, m_spool.load_config().job_defaults().priority, now_micros(), index);
+      const Config cfg = m_spool.load_config();
+      const auto settings = cfg.queues();
+      // As a worker scans (Worker::accepts): its queues, not paused.
+      const auto accept = [&](const IndexEntry& e) {
+        const std::string q = e.queue.empty() ? std::string(k_default_queue) : e.queue;
+        if (!m_queues.empty() && std::find(m_queues.begin(), m_queues.end(), q) == m_queues.end()) {
+          return false;
+        }
+        const auto it = settings.find(q);
+        return it == settings.end() || !it->second.paused;
+      };
+      scan_waiting(m_spool, cfg.job_defaults().priority, now_micros(), index, accept);
       index.save(text);
     }
     sys::write_all_at(m_handed->file.get(), text, 0, "the workers' scan");
@@ -216,18 +230,19 @@ int Supervisor::run(int ready_fd) {
 
 } // namespace
 
-int run_supervisor(const std::filesystem::path& root, int count, int ready_fd) {
+int run_supervisor(const std::filesystem::path& root, int count, int ready_fd, const std::vector<std::string>& queues) {
   // Descriptors we inherited (a terminal's, a CI runner's pipes) must not reach jobs.
   sys::close_inherited_fds();
   sigset_t old;
   sys::block_signals(sys::signal_set(k_signals), &old); // before any thread or child exists
-  Supervisor s(root, count);
+  Supervisor s(root, count, queues);
   const int rc = s.run(ready_fd);
   sys::set_signal_mask(old);
   return rc;
 }
 
-std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) {
+std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
+                                  const std::vector<std::string>& queues) {
   Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
   (void)spool.load_config();       // or its config broken
   auto [rd, wr] = sys::make_pipe("worker start --detach");
@@ -240,7 +255,7 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count) 
     sys::redirect_stdio(sys::dev_null(), sys::dev_null(), log ? log.get() : sys::dev_null());
     int rc = 1;
     try {
-      rc = run_supervisor(root, count, wr.release());
+      rc = run_supervisor(root, count, wr.release(), queues);
     } catch (const std::exception& e) {
       log_line(fmt::format("error: {}", e.what()));
     }

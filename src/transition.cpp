@@ -33,6 +33,9 @@ JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now)
 
 std::vector<int> Claimed::inherit_fds() const {
   std::vector<int> fds{m_locked.lock.get()};
+  if (m_slot) {
+    fds.push_back(m_slot.get());
+  }
   if (m_staged.fd) {
     fds.push_back(m_staged.fd.get());
   }
@@ -42,7 +45,7 @@ std::vector<int> Claimed::inherit_fds() const {
 namespace {
 
 bool is_final(JobState s) {
-  return s == JobState::failed || s == JobState::completed || s == JobState::dead;
+  return s == JobState::held || s == JobState::failed || s == JobState::completed || s == JobState::dead;
 }
 
 // The content a claimed run's start record holds: a drop-in gets its id, created_at (its
@@ -332,6 +335,35 @@ ClaimResult Transitions::claim(JobState from, const std::string& stem, const Con
     r.due = *due;
     return r;
   }
+  for (const std::string& dep : job->after()) {
+    if (dep == stem) {
+      return quarantined(fmt::format("it comes after itself (field 'after')"), job->json());
+    }
+    // A job that is nowhere was purged after it finished: it counts as completed.
+    const auto at = m_spool.locate(dep);
+    if (!at || *at == JobState::completed) {
+      continue;
+    }
+    r.note = dep;
+    if (*at != JobState::dead) {
+      r.status = ClaimResult::blocked;
+      return r;
+    }
+    // It never runs. From failed/ it passes through pending/ (see the header).
+    rename(*l, JobState::pending);
+    if (!ours) {
+      job->adopt_dropin(stem, sys::mtime_micros(sys::stat_of(l->lock.get(), "a job file")));
+      job->fill_new(cfg.job_defaults(), now);
+    }
+    job->mark_dependency_failed(dep);
+    job->set_state(JobState::dead);
+    job->touch(now);
+    rewrite(*l, *job);
+    rename(*l, JobState::dead);
+    sync(JobState::dead);
+    r.status = ClaimResult::dependency_failed;
+    return r;
+  }
   if (from == JobState::failed) {
     // Requeued: back to pending/ with its content saying so, then claimed from there, so
     // that a claimed file's content always says "pending" (see the header comment).
@@ -477,11 +509,13 @@ std::pair<LockedJob, Job> lock_for(const Spool& spool, const std::string& id, st
 } // namespace
 
 void Transitions::cancel(const std::string& id) {
-  auto [l, job] = lock_for(m_spool, id, {JobState::pending, JobState::failed}, "cancel", [&](const StoredJob& sj) {
-    fail(fmt::format("cannot cancel job '{}': it is {} (only pending and failed jobs can be cancelled)", id,
-                     state_name(sj.state)));
-  });
-  // failed/ and dead/ are both final: the job passes through pending/ (see the header).
+  auto [l, job] =
+      lock_for(m_spool, id, {JobState::pending, JobState::held, JobState::failed}, "cancel", [&](const StoredJob& sj) {
+        fail(fmt::format("cannot cancel job '{}': it is {} (only pending, held and failed jobs "
+                         "can be cancelled)",
+                         id, state_name(sj.state)));
+      });
+  // failed/, held/ and dead/ are final: the job passes through pending/ (see the header).
   rename(l, JobState::pending);
   job.mark_cancelled();
   job.set_state(JobState::dead);
@@ -501,6 +535,31 @@ void Transitions::retry(const std::string& id) {
   }
   rename(l, JobState::pending);
   job.reset_for_retry();
+  job.set_state(JobState::pending);
+  job.touch(now_micros());
+  rewrite(l, job);
+  sync(JobState::pending);
+}
+
+void Transitions::hold(const std::string& id) {
+  auto [l, job] = lock_for(m_spool, id, {JobState::pending, JobState::failed}, "hold", [&](const StoredJob& sj) {
+    fail(fmt::format("cannot hold job '{}': it is {} (only pending and failed jobs can be held)", id,
+                     state_name(sj.state)));
+  });
+  rename(l, JobState::pending); // failed/ and held/ are final: through pending/ (see the header)
+  job.set_state(JobState::held);
+  job.touch(now_micros());
+  rewrite(l, job);
+  rename(l, JobState::held);
+  sync(JobState::held);
+}
+
+void Transitions::release(const std::string& id) {
+  auto [l, job] = lock_for(m_spool, id, {JobState::held}, "release", [&](const StoredJob& sj) {
+    fail(fmt::format("cannot release job '{}': it is {}, not held", id, state_name(sj.state)));
+  });
+  rename(l, JobState::pending);
+  job.clear_retry_time();
   job.set_state(JobState::pending);
   job.touch(now_micros());
   rewrite(l, job);

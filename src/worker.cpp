@@ -64,9 +64,70 @@ RunResult RunningJob::result(int status) const {
   return res;
 }
 
-Worker::Worker(Spool& spool, pid_t supervisor, const LogSink& log, WorkerTimes times)
+Worker::Worker(Spool& spool, pid_t supervisor, const LogSink& log, WorkerTimes times, std::vector<std::string> queues)
     : m_spool(spool), m_log(log), m_times(times), m_reg(spool, RecordKind::worker, supervisor, 0), m_tx(spool),
-      m_counters(spool), m_pid(sys::own_pid()), m_committer(spool, log, times.grouping) {}
+      m_counters(spool), m_queues(std::move(queues)), m_slots(spool), m_pid(sys::own_pid()),
+      m_committer(spool, log, times.grouping) {}
+
+bool Worker::serves(const std::string& queue) const {
+  if (m_queues.empty()) {
+    return true;
+  }
+  const std::string_view q = queue.empty() ? std::string_view(k_default_queue) : std::string_view(queue);
+  return std::find(m_queues.begin(), m_queues.end(), q) != m_queues.end();
+}
+
+const QueueSettings& Worker::settings_of(const std::string& queue) const {
+  static const QueueSettings none;
+  const auto it = m_queue_settings.find(queue.empty() ? std::string(k_default_queue) : queue);
+  return it == m_queue_settings.end() ? none : it->second;
+}
+
+// Re-reads the queues' settings after config.json changed. A queue resumed has jobs on
+// disk that no index keeps (a scan leaves a paused queue's jobs out): scan again.
+void Worker::refresh_queues() {
+  if (!m_queues_stale) {
+    return;
+  }
+  m_queues_stale = false;
+  std::map<std::string, QueueSettings> fresh;
+  try {
+    fresh = config().queues();
+  } catch (const Error& e) {
+    m_log(e.what()); // a broken config.json: the settings stay as they were
+    return;
+  }
+  for (const auto& [name, q] : m_queue_settings) {
+    const auto it = fresh.find(name);
+    if (q.paused && (it == fresh.end() || !it->second.paused)) {
+      m_rescan = true;
+    }
+  }
+  m_queue_settings = std::move(fresh);
+}
+
+// done/ and dead/ tell when a job that others come after has finished.
+void Worker::watch_finished() {
+  if (m_wd_done < 0) {
+    m_wd_done = m_watch->add(m_spool.path_of(JobState::completed, ""), IN_MOVED_TO);
+    m_wd_dead = m_watch->add(m_spool.path_of(JobState::dead, ""), IN_MOVED_TO);
+  }
+}
+
+void Worker::finished_job(std::string_view name) {
+  const auto id = id_of_file(name);
+  if (!id) {
+    return;
+  }
+  const auto it = m_dependents.find(*id);
+  if (it == m_dependents.end()) {
+    return;
+  }
+  for (const std::string& waiting : it->second) {
+    m_blocked.erase(waiting); // its next try sees the job completed, or dead
+  }
+  m_dependents.erase(it);
+}
 
 void Worker::setup_events() {
   m_watch.emplace();
@@ -78,6 +139,8 @@ void Worker::setup_events() {
   m_wd_root =
       m_watch->add(m_spool.root().string(), IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE);
   m_config.watched();
+  // A slot of a queue's limit is free again when its last descriptor is closed.
+  m_wd_slots = m_watch->add(m_slots.path(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
   m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
 }
 
@@ -92,7 +155,7 @@ void Worker::index_file(JobState s, std::string_view name) {
   }
   // A job that arrives while jobs are left out on disk is read all the same: it may
   // run before them (a higher priority), and only its file says.
-  if (auto e = read_index_entry(m_spool, s, stem, m_default_priority)) {
+  if (auto e = read_index_entry(m_spool, s, stem, m_default_priority); e && accepts(*e)) {
     m_index.add(std::move(*e));
   }
 }
@@ -102,10 +165,16 @@ void Worker::drain_inotify() {
     if (mask & IN_Q_OVERFLOW) {
       m_rescan = true; // inotify is a doorbell, not a log: look at everything again
       m_config.changed();
+      m_queues_stale = true;
     } else if (wd == m_wd_root) {
       if (name == "config.json") {
         m_config.changed();
+        m_queues_stale = true;
       }
+    } else if (wd == m_wd_slots) {
+      // a slot was released: the next start_next tries again
+    } else if (wd == m_wd_done || wd == m_wd_dead) {
+      finished_job(name);
     } else if (!name.empty()) {
       index_file(wd == m_wd_failed ? JobState::failed : JobState::pending, name);
     }
@@ -136,16 +205,44 @@ void Worker::drain_signals() {
 }
 
 void Worker::start_next(Micros now) {
+  refresh_queues();
   bool scanned = false;
+  std::vector<std::string> full; // queues found at their limit in this pass
+  const auto can_start = [&](const IndexEntry& e) {
+    if (m_blocked.count(e.id) != 0) {
+      return false;
+    }
+    if (m_queue_settings.empty()) {
+      return true;
+    }
+    const QueueSettings& q = settings_of(e.queue);
+    return !q.paused && std::find(full.begin(), full.end(), e.queue) == full.end();
+  };
   for (;;) {
-    auto e = m_index.pop_ready(now);
+    auto e = m_index.pop_ready(now, can_start);
     if (!e && !scanned && m_index.needs_scan(now)) {
       rescan(now); // the jobs kept have run out, and others wait on disk
       scanned = true;
-      e = m_index.pop_ready(now);
+      e = m_index.pop_ready(now, can_start);
     }
     if (!e) {
       return;
+    }
+    Fd slot;
+    if (const auto limit = settings_of(e->queue).concurrency) {
+      try {
+        slot = m_slots.try_take(e->queue.empty() ? k_default_queue : e->queue, *limit);
+      } catch (const Error& err) {
+        m_log(err.what());
+      }
+      if (!slot) {
+        full.push_back(e->queue); // its jobs wait for a slot's release (an inotify event)
+        m_index.add(std::move(*e));
+        continue;
+      }
+    }
+    if (e->waits) {
+      watch_finished(); // before the claim looks: a completion meanwhile is an event
     }
     ClaimResult r;
     try {
@@ -156,8 +253,18 @@ void Worker::start_next(Micros now) {
     }
     switch (r.status) {
     case ClaimResult::claimed:
+      r.job->hold_slot(std::move(slot));
       launch(std::move(*r.job), now);
       return;
+    case ClaimResult::blocked:
+      m_blocked[e->id] = r.note;
+      m_dependents[r.note].push_back(e->id);
+      m_index.add(std::move(*e));
+      break;
+    case ClaimResult::dependency_failed:
+      m_log(fmt::format("job {} moved to the dead-letter queue: it comes after job {}, which is dead", e->id, r.note));
+      m_counters.add(count_one(Counter::jobs_dead));
+      break;
     case ClaimResult::not_due:
       e->due = r.due;
       m_index.add(std::move(*e));
@@ -321,7 +428,11 @@ void Worker::sweep() {
 // listed every minute).
 void Worker::rescan(Micros now) {
   m_rescan = false;
-  const ScanStats st = scan_waiting(m_spool, m_default_priority, now, m_index);
+  refresh_queues();
+  m_blocked.clear(); // every job is looked at afresh
+  m_dependents.clear();
+  const ScanStats st =
+      scan_waiting(m_spool, m_default_priority, now, m_index, [this](const IndexEntry& e) { return accepts(e); });
   const Micros took = now_micros() - now;
   if (took > 1'000'000) {
     m_log(fmt::format("scanned {} pending jobs ({} read from their files) in {:.1f} s", st.pending, st.read,
@@ -365,6 +476,8 @@ bool Worker::load_handed(int ready_fd, IndexHandOver handed) {
       text += chunk;
     }
     if (m_index.load(text)) {
+      refresh_queues();
+      m_index.remove_if([this](const IndexEntry& e) { return !accepts(e); });
       return true;
     }
   } catch (const Error& e) {
@@ -442,12 +555,12 @@ int Worker::run(int ready_fd, std::optional<IndexHandOver> handed) {
 }
 
 int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, std::optional<IndexHandOver> handed,
-               const LogSink& log) {
+               const LogSink& log, const std::vector<std::string>& queues) {
   sys::reset_ignored_signals();
   // A closed stderr must give EPIPE, not kill the worker; blocked, SIGPIPE never arrives.
   sys::block_signals(sys::signal_set({SIGPIPE}));
   Spool spool = Spool::open(root);
-  Worker w(spool, supervisor, log);
+  Worker w(spool, supervisor, log, WorkerTimes{}, queues);
   return w.run(ready_fd, std::move(handed));
 }
 

@@ -61,3 +61,22 @@ TEST_CASE("config: a broken file is an error, not defaults", "[config]") {
   CHECK_THROWS_AS(Config::parse("{oops", "config.json"), Error);
   CHECK_THROWS_AS(Config::parse("[]", "config.json"), Error);
 }
+
+TEST_CASE("config: queue settings are kept under \"queues\"; defaults remove the entry", "[config]") {
+  Config c;
+  CHECK(c.queues().empty());
+  c.set_queue("builds", QueueSettings{4, false});
+  c.set_queue("deploy", QueueSettings{std::nullopt, true});
+  Config back = Config::parse(c.dump(), "config.json");
+  CHECK(back.queue("builds").concurrency == 4);
+  CHECK_FALSE(back.queue("builds").paused);
+  CHECK(back.queue("deploy").paused);
+  CHECK(back.queue("other") == QueueSettings{});
+  back.set_queue("builds", QueueSettings{});
+  back.set_queue("deploy", QueueSettings{});
+  CHECK(back.dump().find("queues") == std::string::npos);
+  // What is not a setting is ignored, never an error: a worker goes on.
+  const Config odd = Config::parse(R"({"queues":{"a b":{"paused":true},"x":{"concurrency":0},"y":5}})", "c");
+  CHECK(odd.queues().count("a b") == 0);
+  CHECK_FALSE(odd.queue("x").concurrency);
+}

@@ -2,6 +2,7 @@
 #include "queuectl/job.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <set>
 
@@ -61,6 +62,41 @@ TEST_CASE("parse: errors name the problem", "[job]") {
   // Numbers JSON allows but a job cannot hold: an integer past int64, a double past its range.
   CHECK_THAT(usage_error_of(R"({"command":"x","priority":18446744073709551615})"), Catch::Contains("64-bit"));
   CHECK(usage_error_of(R"({"command":"x","timeout":1e400})") == "invalid JSON: number overflow parsing '1e400'");
+}
+
+TEST_CASE("parse: queue, after and tags (SPEC section 7)", "[job]") {
+  CHECK_THAT(usage_error_of(R"({"command":"x","queue":""})"), Catch::Contains("invalid queue"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","queue":"a b"})"), Catch::Contains("invalid queue"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","queue":7})"), Catch::Contains("'queue'"));
+  CHECK_THAT(usage_error_of(fmt::format(R"({{"command":"x","queue":"{}"}})", std::string(65, 'q'))),
+             Catch::Contains("invalid queue"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","after":"a"})"), Catch::Contains("'after'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","after":[1]})"), Catch::Contains("'after'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","after":["-x"]})"), Catch::Contains("in field 'after'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","tags":"t"})"), Catch::Contains("'tags'"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","tags":[""]})"), Catch::Contains("invalid tag"));
+  CHECK_THAT(usage_error_of(R"({"command":"x","tags":["a\u0007"]})"), Catch::Contains("invalid tag"));
+  CHECK_THAT(usage_error_of(fmt::format(R"({{"command":"x","tags":["{}"]}})", std::string(65, 't'))),
+             Catch::Contains("invalid tag"));
+  std::string many = R"({"command":"x","tags":[)";
+  for (int i = 0; i < 33; ++i) {
+    many += fmt::format("{}\"t{}\"", i ? "," : "", i);
+  }
+  CHECK_THAT(usage_error_of(many + "]}"), Catch::Contains("at most 32"));
+  // 64 characters of two bytes each are one tag; a name of 64 is one queue.
+  std::string wide;
+  for (int i = 0; i < 64; ++i) {
+    wide += "\u00e9";
+  }
+  const Job ok = Job::parse(fmt::format(R"({{"command":"x","queue":"{}","after":["a","b"],"tags":["{}","x y"]}})",
+                                        std::string(64, 'q'), wide));
+  REQUIRE_NOTHROW(ok.validate());
+  CHECK(ok.queue() == std::string(64, 'q'));
+  CHECK(ok.after() == std::vector<std::string>{"a", "b"});
+  CHECK(ok.has_tag("x y"));
+  CHECK_FALSE(ok.has_tag("x"));
+  CHECK(Job::parse(R"({"command":"x"})").queue() == "default");
+  CHECK(usage_error_of(R"({"command":"x","state":"held"})").empty());
 }
 
 TEST_CASE("max_runs: max_retries + 1, also at the largest max_retries", "[job]") {

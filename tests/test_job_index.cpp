@@ -28,6 +28,21 @@ std::vector<std::string> drain(JobIndex& ix, Micros now) {
 }
 } // namespace
 
+TEST_CASE("index: pop_ready skips the entries that cannot start, and keeps them", "[index]") {
+  JobIndex ix;
+  ix.add(entry("a", 5, 1));
+  ix.add(entry("b", 4, 1));
+  ix.add(entry("c", 3, 1));
+  const auto not_a_or_b = [](const IndexEntry& e) { return e.id != "a" && e.id != "b"; };
+  auto e = ix.pop_ready(0, not_a_or_b);
+  REQUIRE(e);
+  CHECK(e->id == "c");
+  CHECK_FALSE(ix.pop_ready(0, not_a_or_b));
+  CHECK(ix.size() == 2);
+  CHECK_FALSE(ix.needs_scan(0)); // skipped jobs are kept, not run out
+  CHECK(drain(ix, 0) == std::vector<std::string>{"a", "b"});
+}
+
 TEST_CASE("index: priority first, then oldest, then id", "[index]") {
   JobIndex ix;
   ix.add(entry("c", 0, 30));
@@ -145,8 +160,21 @@ TEST_CASE("pending.index: lines round-trip; torn, foreign and merged lines are r
   CHECK(out.priority == -3);
   CHECK(out.created == e.created);
   CHECK(out.due == 42);
-  for (const char* bad : {"", "J", "J 1 2 3", "J 1 2 3 x y", "K 1 2 3 x", "J 1 2 x3 x", "J 1 2 3 bad/id",
-                          "JJ 7 1700 0 xyz", "J 5 17J 7 1700 0 xyz", "J 5 1700 0 abJ 7 1800 0 xyz", "J 5 1 2 -x"}) {
+  // A job of a named queue: "Q", the queue before the id.
+  IndexEntry qe = entry("j2", 1, 5, 0);
+  qe.queue = "builds";
+  text.clear();
+  pending_index::append_line(text, qe);
+  CHECK(text == "Q 1 5 0 builds j2\n");
+  REQUIRE(pending_index::parse_line(text.substr(0, text.size() - 1), out));
+  CHECK(out.queue == "builds");
+  CHECK(out.id == "j2");
+  REQUIRE(pending_index::parse_line("J -3 1700000000000123 42 a-1.b_c", out));
+  CHECK(out.queue.empty());
+  for (const char* bad :
+       {"", "J", "J 1 2 3", "J 1 2 3 x y", "K 1 2 3 x", "J 1 2 x3 x", "J 1 2 3 bad/id", "JJ 7 1700 0 xyz",
+        "J 5 17J 7 1700 0 xyz", "J 5 1700 0 abJ 7 1800 0 xyz", "J 5 1 2 -x", "Q 1 2 3 x", "Q 1 2 3 q x y",
+        "Q 1 2 3 default x", "Q 1 2 3 b/d x", "Q 1 2 3 qJ 1 2 3 x", "J 1 2 Q 1 2 3 q x"}) {
     CAPTURE(bad);
     CHECK_FALSE(pending_index::parse_line(bad, out));
   }
@@ -260,6 +288,8 @@ TEST_CASE("index: saved and loaded (the supervisor's hand-over), it is the same 
   }
   IndexEntry f = entry("x y", 9, 3); // a drop-in's stem may hold a space
   f.from = JobState::failed;
+  f.queue = "q.1";
+  f.waits = true;
   ix.add(f);
   ix.add(entry("t1", 0, 1, 100));
   ix.add(entry("t2", 0, 1, 200));
@@ -274,12 +304,17 @@ TEST_CASE("index: saved and loaded (the supervisor's hand-over), it is the same 
   CHECK(back.next_due() == ix.next_due());
   CHECK(back.left_out(entry("j8", 0, 8)) == ix.left_out(entry("j8", 0, 8)));
   CHECK(back.contains("x y", JobState::failed));
+  const auto first = back.pop_ready(0);
+  REQUIRE(first);
+  CHECK((first->id == "x y" && first->queue == "q.1" && first->waits));
+  ix.pop_ready(0);
   CHECK(drain(back, 350) == drain(ix, 350));
   CHECK(back.needs_scan(400) == ix.needs_scan(400));
   // Anything but a whole saved index loads nothing.
   JobIndex bad(3);
   CHECK_FALSE(bad.load(text.substr(0, text.size() - 4)));
   CHECK_FALSE(bad.load("queuectl-index 1\nE P 0 1 0\nend\n"));
+  CHECK_FALSE(bad.load("queuectl-index 1\nE P 0 1 0 x\nend\n")); // the format of an older version
   CHECK_FALSE(bad.load(""));
   CHECK(bad.size() == 0);
 }

@@ -36,7 +36,7 @@ private:
   void refresh(JobState s);
 
   const Spool& m_spool;
-  std::array<std::unordered_map<std::string, Entry>, 5> m_known; // by id, per state
+  std::array<std::unordered_map<std::string, Entry>, k_state_count> m_known; // by id, per state
   std::uint64_t m_listing = 0;
 };
 

@@ -33,6 +33,13 @@ struct Args {
   bool detach = false;
   bool now = false;
   std::string listen = "127.0.0.1:8080", token_file;
+  std::optional<std::string> queue, tag; // list filters
+  std::vector<std::string> queues;       // worker start --queue, queue pause/resume names
+  std::string name;                      // queue set/unset
+  std::optional<std::int64_t> concurrency;
+  bool unset_concurrency = false;
+  std::optional<double> wait_timeout;
+  bool wait = false; // enqueue --wait
 };
 
 struct Call {

@@ -5,6 +5,7 @@
 #include "queuectl/job.hpp"
 #include "queuectl/spool.hpp"
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,8 +13,14 @@
 namespace queuectl::cli {
 
 // The job table of `list` and `dlq list`: ID, STATE, PRI, TRIES, CREATED, COMMAND / LAST
-// ERROR; a damaged or foreign file shows INVALID and why. Empty for no jobs.
-std::string job_table(const std::vector<StoredJob>& jobs);
+// ERROR, and QUEUE when a job is in a queue other than "default"; a damaged or foreign
+// file shows INVALID and why. After the command: "(after: ID, ...)" for the jobs a job
+// still waits for (`waits`, when given, says which), and its tags as "#tag". Empty for
+// no jobs.
+std::string job_table(const std::vector<StoredJob>& jobs,
+                      const std::function<std::vector<std::string>(const StoredJob&)>& waits = {});
+// `queue list`: QUEUE, a count per state, LIMIT, PAUSED.
+std::string queue_table(const Json& queues);
 // `status`: one "state count" line each, then workers.
 std::string status_lines(const Json& status);
 // `config list`: "key value" lines.

@@ -31,6 +31,9 @@ struct EnqueueArgs {
   std::optional<std::int64_t> priority, max_retries;
   std::optional<double> timeout, delay;
   std::vector<std::string> env; // NAME=VALUE
+  std::optional<std::string> queue;
+  std::vector<std::string> after, tags;
+  bool hold = false;
 };
 
 // An enqueue whose input has passed every check that needs no spool.
@@ -55,20 +58,55 @@ JobIds enqueue(Spool& spool, const EnqueueRequest& r);
 Json status(const Spool& spool);
 // `list`: the oldest `max` jobs of one state, or of every state.
 std::vector<StoredJob> list(const Spool& spool, std::optional<JobState> state, std::size_t max);
+// `list --queue --tag`: as list(), only the jobs of `queue` and with `tag` (when given).
+struct JobFilter {
+  std::optional<JobState> state;
+  std::optional<std::string> queue, tag;
+  std::size_t max = SIZE_MAX;
+};
+std::vector<StoredJob> list(const Spool& spool, const JobFilter& f);
+// The jobs a pending or held job still waits for: those of its `after` not completed
+// (a job purged after it finished counts as completed).
+std::vector<std::string> waits_for(const Spool& spool, const StoredJob& sj);
 // `list --json`, and the API's job lists: an array of the jobs as stored.
 Json jobs_json(const std::vector<StoredJob>& jobs);
 // `show`: the job as stored, its state from its directory. Error(failure) if unknown.
 Json show(const Spool& spool, const std::string& id);
 // The job's log; empty for a job without output yet. Error(failure) if unknown.
 std::string log_text(const Spool& spool, const std::string& id);
-// Pending or failed -> dead ("cancelled").
+// Pending, held or failed -> dead ("cancelled").
 void cancel(const Spool& spool, const std::string& id);
+// Pending or failed -> held; held -> pending.
+void hold(const Spool& spool, const std::string& id);
+void release(const Spool& spool, const std::string& id);
 // Dead -> pending, attempts 0; the ids retried. `all`: every dead job but quarantine
 // records (which cannot run as they are).
 std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::string>& ids, bool all);
 // Removes jobs of `s` (completed or dead) whose updated_at is older than `older_than`
 // seconds (all when nullopt), with their logs and .orig files. How many.
 std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_than);
+
+// --- queues (cmd_queue.cpp) ---
+
+// `queue list --json`: every queue that has jobs or settings, by name: counts per state,
+// concurrency (null for none), paused.
+Json queue_list(const Spool& spool);
+// `queue set NAME --concurrency N` (n >= 1) / `queue unset NAME --concurrency` (nullopt).
+void queue_concurrency(const Spool& spool, const std::string& name, std::optional<std::int64_t> n);
+// `queue pause` / `queue resume`.
+void queue_pause(const Spool& spool, const std::vector<std::string>& names, bool paused);
+// Bad queue names are bad usage.
+void check_queues(const std::vector<std::string>& names);
+
+// --- wait (cmd_wait.cpp) ---
+
+// `wait`: until every job of `ids` is completed or dead, or `timeout` seconds passed
+// (none when nullopt). Error(failure) for an unknown id, before waiting. The exit status
+// of SPEC section 7: 0 when all completed, the exit code (1-255) of the first listed job
+// that is dead (1 when it has none), 124 on timeout (`unfinished` then names the jobs
+// not finished).
+int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::optional<double> timeout,
+              std::vector<std::string>* unfinished);
 
 // --- config (cmd_config.cpp) ---
 
@@ -86,8 +124,9 @@ void check_config(const std::string& key, const std::optional<std::string>& valu
 Json worker_status(const Spool& spool);
 // `worker start`: in the foreground until stopped (its exit status), or `--detach`ed:
 // the supervisor's PID, then its workers'.
-int start_workers(const Spool& spool, int count);
-std::vector<pid_t> start_workers_detached(const Spool& spool, int count);
+// `queues`: the queues its workers take (all when empty).
+int start_workers(const Spool& spool, int count, const std::vector<std::string>& queues);
+std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues);
 // `worker stop`: how many processes were stopped.
 std::size_t stop_workers(const Spool& spool, bool now);
 

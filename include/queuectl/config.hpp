@@ -5,12 +5,21 @@
 #include "queuectl/sys.hpp"
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 namespace queuectl {
+
+// A queue's settings (SPEC section 7), kept in config.json under "queues".
+struct QueueSettings {
+  std::optional<std::int64_t> concurrency; // at most this many of its jobs run at once
+  bool paused = false;                     // no new job of it starts
+  bool operator==(const QueueSettings&) const = default;
+};
 
 class Config {
 public:
@@ -32,6 +41,12 @@ public:
 
   // key/value pairs of every known key, defaults included.
   std::vector<std::pair<std::string, Json>> list() const;
+
+  // The queues that have settings, by name. Entries that are not valid are ignored.
+  std::map<std::string, QueueSettings> queues() const;
+  QueueSettings queue(const std::string& name) const;
+  // Stores a queue's settings; the defaults remove its entry.
+  void set_queue(const std::string& name, const QueueSettings& s);
 
   JobDefaults job_defaults() const;
   double backoff_base() const;

@@ -5,6 +5,7 @@
 #include "queuectl/job.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,10 @@ struct JobOverrides {
   std::optional<Micros> run_at;
   std::optional<std::string> cwd;
   std::vector<std::pair<std::string, std::string>> env; // added to the job's env; each name wins
+  std::optional<std::string> queue;
+  std::vector<std::string> after; // added to the job's `after`
+  std::vector<std::string> tags;  // added to the job's `tags`
+  bool hold = false;              // enqueued into held/
 };
 
 // Builds a new job from `base` (a JSON object or null) and the overrides, with the
@@ -35,6 +40,12 @@ struct JobOverrides {
 // or a generated one. Throws Error(Exit::usage).
 Job make_job(const Json& base, const JobOverrides& o, const JobDefaults& d, Micros now,
              const std::string* id_if_missing = nullptr);
+
+// `after` of `job` names jobs that exist: in `spool` (any state; none when null), or for
+// which `earlier` holds; never the job itself. Error(failure) "no such job" otherwise,
+// the message prefixed with `where` ("line 3: ").
+void check_after(const Job& job, const Spool* spool, const std::function<bool(const std::string&)>& earlier,
+                 const std::string& where);
 
 // Enqueues one job. Returns its id. Throws Error(usage) when invalid, Error(failure) for
 // a duplicate id or an I/O error.
@@ -88,14 +99,15 @@ Job batch_job(const BatchLines& lines, std::size_t i, const JobOverrides& o, con
               const std::string* id_if_missing, bool* explicit_id);
 
 // Checks a batch as enqueue_lines does before it writes anything, with the default
-// settings and without a spool: every line a valid job, no id given twice. Throws
-// Error(usage). What `enqueue -` does before it creates a spool.
+// settings and without a spool: every line a valid job, no id given twice (Error(usage)),
+// every id in `after` an earlier line's (Error(failure)). What `enqueue -` does before
+// it creates a spool.
 void check_batch(std::string_view input, const JobOverrides& o);
 
 // Enqueues one JSON object per line of `input` (blank lines skipped), all or nothing: every
-// line is validated (syntax, fields, ids unique in the batch and in the spool) before any
-// job is written. Throws Error(usage, "line N: why"). Returns the ids in input order;
-// generated ids increase in input order. Large inputs are checked and written by several
+// line is validated (syntax, fields, ids unique in the batch and in the spool, `after`
+// naming jobs of the spool or earlier lines) before any job is published. Throws Error(usage, "line N: why"). Returns
+// the ids in input order; generated ids increase in input order. Large inputs are checked and written by several
 // threads, in memory that grows by about 35 bytes a job beyond the input itself.
 JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o);
 

@@ -9,16 +9,20 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace queuectl {
 
 // Json (json_text.hpp) is nlohmann's ordered_json: field order is kept so that files
 // other programs annotate stay as they wrote them.
 
-enum class JobState { pending, processing, failed, completed, dead };
+enum class JobState { pending, held, processing, failed, completed, dead };
 
-inline constexpr std::array<JobState, 5> k_all_states = {JobState::pending, JobState::processing, JobState::failed,
-                                                         JobState::completed, JobState::dead};
+inline constexpr std::size_t k_state_count = 6;
+// In the order a job moves forward through them (a scan in this order finds a job that
+// moves forward while it is looked for).
+inline constexpr std::array<JobState, k_state_count> k_all_states = {
+    JobState::pending, JobState::held, JobState::processing, JobState::failed, JobState::completed, JobState::dead};
 
 // "pending" ... "completed" ... "dead": the value of the `state` field.
 std::string_view state_name(JobState s);
@@ -30,6 +34,14 @@ std::optional<JobState> parse_state(std::string_view name);
 // `[A-Za-z0-9._-]{1,128}`, not starting with '.' or '-'.
 bool valid_id(std::string_view id);
 inline constexpr const char* k_id_rule = "use 1 to 128 of A-Z a-z 0-9 . _ -, not starting with '.' or '-'";
+
+// A queue name: `[A-Za-z0-9._-]{1,64}`.
+bool valid_queue(std::string_view name);
+inline constexpr const char* k_queue_rule = "use 1 to 64 of A-Z a-z 0-9 . _ -";
+inline constexpr const char* k_default_queue = "default";
+// A tag: 1 to 64 bytes of UTF-8 text without control characters.
+bool valid_tag(std::string_view tag);
+inline constexpr std::size_t k_max_tags = 32;
 
 // A shell variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 bool valid_env_name(std::string_view name);
@@ -91,6 +103,12 @@ public:
   std::uint64_t max_runs() const { return static_cast<std::uint64_t>(max_retries()) + 1; }
   std::int64_t priority() const;
   double timeout() const;
+  // The `queue` field; "default" when it is missing.
+  std::string queue() const;
+  // The `after` field (the ids it waits for) and the `tags` field; empty when missing.
+  std::vector<std::string> after() const;
+  std::vector<std::string> tags() const;
+  bool has_tag(std::string_view tag) const;
   std::optional<Micros> time_field(const char* name) const;
   // When the job may run: next_run_at, else run_at; nullopt when it may run now.
   std::optional<Micros> due_at() const;
@@ -119,6 +137,8 @@ public:
   void schedule_retry(Micros at) { m_json["next_run_at"] = format_time(at); }
   // Cancelled by a person: last_error "cancelled", no retry.
   void mark_cancelled();
+  // A job it waits for is dead: it never runs (last_error "dependency ID failed").
+  void mark_dependency_failed(const std::string& dep);
   // Run again from scratch (`dlq retry`): attempts 0, next_run_at removed; exit_code and
   // last_error kept until the next run.
   void reset_for_retry();

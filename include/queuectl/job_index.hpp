@@ -30,7 +30,9 @@ struct IndexEntry {
   JobState from = JobState::pending; // pending or failed
   std::int64_t priority = 0;
   Micros created = 0;
-  Micros due = 0; // 0: may run now
+  Micros due = 0;     // 0: may run now
+  std::string queue;  // empty for "default"
+  bool waits = false; // it has `after`: whether it may start is known only from the spool
 };
 
 // "a runs before b": highest priority, then oldest created, then lowest id.
@@ -53,8 +55,10 @@ public:
   // is stale, and must not hide the job's retry.
   bool add(IndexEntry e);
   // The next job to try among those due at `now` (timers due by then are promoted
-  // first). Removes it from the index.
-  std::optional<IndexEntry> pop_ready(Micros now);
+  // first) for which `can_start` holds (all when it is empty): the others stay, skipped
+  // (a queue at its limit, a job whose dependencies have not completed). Removes it from
+  // the index.
+  std::optional<IndexEntry> pop_ready(Micros now, const std::function<bool(const IndexEntry&)>& can_start = {});
   // When the earliest timer becomes due, or the earliest left out (then a scan is due).
   std::optional<Micros> next_due() const;
   // Jobs were left out, and at `now` one of them may be the next to run: the ready jobs
@@ -126,7 +130,9 @@ struct ScanStats {
 // listed in the directories, their order from pending.index where it has them (see
 // pending_index.hpp), from the job file where it does not. Rewrites pending.index when
 // it has grown well past what waits, or lacked jobs. Memory: 16 bytes per pending job
-// during the scan, then the index's capacity.
-ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index);
+// during the scan, then the index's capacity. Only entries `accept` takes (when given; it
+// is called from several threads) are kept: a worker's queues, those not paused.
+ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index,
+                       const std::function<bool(const IndexEntry&)>& accept = {});
 
 } // namespace queuectl

@@ -2,7 +2,9 @@
 // order, so that a worker can order a million waiting jobs without reading a million
 // job files.
 //
-// One line per job enqueued: "J <priority> <created_us> <due_us> <id>\n". `enqueue`
+// One line per job enqueued: "J <priority> <created_us> <due_us> <id>\n", or for a job
+// of a queue other than "default" "Q <priority> <created_us> <due_us> <queue> <id>\n".
+// Jobs that wait for others (`after`) have no line: the scan reads their files. `enqueue`
 // appends the lines of its jobs (O_APPEND, not synced) before it renames them into
 // pending/; a worker's scan reads the lines of the names it lists, reads the file of any
 // name without one, and rewrites the list when it has grown stale.
@@ -11,7 +13,7 @@
 // power cut, a drop-in, a rewrite racing an append, a job put back by `retry`): the scan
 // then reads that job's file. A line may be stale (the job has moved on, or its batch
 // failed): no file answers to it, and it is dropped. A line torn by a crash does not
-// parse (it has more or fewer than five fields, or a field that is not a number) and is
+// parse (it has more or fewer fields than its kind, or a field that is not a number) and is
 // skipped. Deleting the file is always safe.
 #pragma once
 

@@ -1,7 +1,8 @@
 // spool: the directory tree, where a job is, what a state holds, and enqueueing.
 //
 //   SPOOL/tmp/         writers create job files here first; queuectl's temporaries
-//   SPOOL/pending/     <id>.json  ready, or waiting for run_at
+//   SPOOL/pending/     <id>.json  ready, or waiting for run_at or the jobs it comes after
+//   SPOOL/held/        <id>.json  held: never started until released
 //   SPOOL/processing/  <id>.json  claimed; <id>.log beside it
 //   SPOOL/failed/      <id>.json  waiting for next_run_at
 //   SPOOL/done/        <id>.json  completed
@@ -83,6 +84,10 @@ public:
   Config load_config() const;
   // Durably replaces config.json.
   void save_config(const Config& c) const;
+  // Reads config.json, lets `change` edit it, and saves it when `change` returns true,
+  // all under a lock, so that two commands changing different settings at once both
+  // take effect.
+  void update_config(const std::function<bool(Config&)>& change) const;
 
   // Calls `fn(stem)` for every job file in state `s`: "<stem>.json", not starting with a
   // dot, a regular file (or of unknown type). The stem may not be a valid id (a drop-in
@@ -96,6 +101,7 @@ public:
   std::optional<JobState> find(const std::string& id, std::optional<JobState> except = std::nullopt) const;
   // As find(), checked twice in opposite orders so that a job moving between two
   // directories while it is looked for is still found.
+  std::optional<JobState> locate(const std::string& id) const;
   bool id_taken(const std::string& id) const;
   // Opens <stem>.json of state `s` for reading, without following a symlink; an empty Fd
   // when it is gone. Throws Error when it is not a regular file. `st` gets its fstat.
@@ -125,14 +131,15 @@ public:
   // counting from a base), so a batch costs one byte per job here whatever its size.
   class NewJobs {
   public:
-    NewJobs(const Spool& spool, std::size_t n);
+    // `to`: pending, or held for jobs enqueued held (their content says so).
+    NewJobs(const Spool& spool, std::size_t n, JobState to = JobState::pending);
     NewJobs(const NewJobs&) = delete;
     NewJobs& operator=(const NewJobs&) = delete;
     // Removes what was written and not published.
     ~NewJobs();
     // Writes job `i` to its temporary in tmp/ (from any thread; fdatasync'ed when `sync`).
     void write(std::size_t i, const Job& job, bool sync);
-    // Renames the jobs into pending/<id_of(i)>.json in order (RENAME_NOREPLACE), after one
+    // Renames the jobs into pending/<id_of(i)>.json (or held/) in order (RENAME_NOREPLACE), after one
     // syncfs for the whole batch unless each was synced, then fsyncs pending/ once. Every
     // job must have been written. Throws Error(failure) on an id already in pending/ or
     // an I/O error, saying how many were enqueued before it.
@@ -144,10 +151,11 @@ public:
     std::uint64_t m_base;
     std::vector<char> m_written;
     std::size_t m_published = 0;
+    JobState m_to;
   };
 
   // Number of jobs per state, by counting directory entries (no job file is read).
-  std::array<std::size_t, 5> counts() const;
+  std::array<std::size_t, k_state_count> counts() const;
   // The jobs in a state, oldest created_at first (ties by id), at most `max` of them:
   // the oldest. Unreadable or invalid files are skipped.
   std::vector<StoredJob> list(JobState s, std::size_t max = SIZE_MAX) const;
@@ -187,7 +195,7 @@ private:
   sys::Dir m_root_dir;
   sys::Dir m_tmp;
   sys::Dir m_workers;
-  std::array<sys::Dir, 5> m_dirs;
+  std::array<sys::Dir, k_state_count> m_dirs;
   mode_t m_file_mode = 0600;
   pid_t m_pid = 0; // names this process's temporaries
 };

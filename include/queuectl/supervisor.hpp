@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace queuectl {
@@ -14,11 +15,14 @@ class Spool;
 // SIGUSR1 (stop now), replacing any worker that dies. When `ready_fd` >= 0, writes the
 // supervisor's PID and then each worker's PID (one per line) to it once all are
 // registered, and closes it. Returns the exit status (0 after a clean stop).
-int run_supervisor(const std::filesystem::path& root, int count, int ready_fd);
+// `queues`: the queues its workers take (all when empty).
+int run_supervisor(const std::filesystem::path& root, int count, int ready_fd,
+                   const std::vector<std::string>& queues = {});
 
 // Starts a supervisor in the background (new session, no inherited stdio) and returns
 // its PID followed by its workers' PIDs once they are ready. Throws Error on failure.
-std::vector<pid_t> start_detached(const std::filesystem::path& root, int count);
+std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
+                                  const std::vector<std::string>& queues = {});
 
 // Asks every supervisor on the spool to stop (gracefully, or at once with `now`) and
 // waits until all its supervisors and workers have exited. Returns how many processes

@@ -80,9 +80,13 @@ public:
   // The run's log, open for appending: processing/<id>.log.
   int log_fd() const { return m_log.get(); }
   bool start_recorded() const { return m_recorded; }
+  // The run holds a slot of its queue's concurrency limit (see slots.hpp): kept, and
+  // inherited by the command, until the run's outcome is committed.
+  void hold_slot(Fd slot) { m_slot = std::move(slot); }
 
 private:
   friend class Transitions;
+  Fd m_slot;
   LockedJob m_locked;
   Job m_job;
   TempFile m_staged; // the start record, written while nothing waits, not yet in place
@@ -99,11 +103,13 @@ struct Outcome {
 
 struct ClaimResult {
   enum Status {
-    claimed,     // `job` is set
-    gone,        // claimed or moved by someone else meanwhile
-    not_due,     // `due` is set
-    quarantined, // an invalid drop-in: moved to dead/ with why (`note`)
-    resolved,    // a move cut short by a crash was finished (`note`)
+    claimed,           // `job` is set
+    gone,              // claimed or moved by someone else meanwhile
+    not_due,           // `due` is set
+    quarantined,       // an invalid drop-in: moved to dead/ with why (`note`)
+    resolved,          // a move cut short by a crash was finished (`note`)
+    blocked,           // it comes after a job (`note`) that has not completed yet; left where it is
+    dependency_failed, // it comes after a dead job (`note`): moved to dead/ without running
   } status = gone;
   std::optional<Claimed> job;
   Micros due = 0;
@@ -134,7 +140,9 @@ public:
   // drop-in is validated and given the spool's defaults; an invalid one is quarantined),
   // requeue it if it waited in failed/, move it to processing/, stage its start record
   // and open its log. The caller starts the command with Claimed::inherit_fds(), calls
-  // record_start() if the run lasts, and conclude() when it ends. Until the start record
+  // record_start() if the run lasts, and conclude() when it ends. A job whose `after`
+  // lists a job that has not completed is not claimed (blocked); one that lists a dead
+  // job is moved to dead/ (dependency_failed). Until the start record
   // is written the file in processing/ keeps its pending content: being there is what
   // records that the run started (readers count it, see Job::read_from). Throws Error for
   // I/O only.
@@ -168,8 +176,12 @@ public:
   // a log without its job). The directory is not fsync'ed (see sync()).
   void remove(LockedJob& j);
 
-  // Pending, failed -> dead, last_error "cancelled". Error(failure) otherwise.
+  // Pending, held, failed -> dead, last_error "cancelled". Error(failure) otherwise.
   void cancel(const std::string& id);
+  // Pending, failed -> held (next_run_at kept, for `show`). Error(failure) otherwise.
+  void hold(const std::string& id);
+  // Held -> pending, attempts kept, next_run_at removed. Error(failure) otherwise.
+  void release(const std::string& id);
   // Dead (or completed) -> pending, attempts 0, next_run_at removed. Error(failure)
   // otherwise, and for a quarantine record.
   void retry(const std::string& id);

@@ -9,15 +9,19 @@
 #include "queuectl/job_index.hpp"
 #include "queuectl/lock_waiters.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/slots.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
 
 #include <sys/types.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace queuectl {
 
@@ -82,9 +86,17 @@ struct IndexHandOver {
 
 // One worker. The caller must block SIGTERM, SIGINT, SIGHUP, SIGCHLD and SIGUSR1 (they
 // are read from a signalfd) and have no signal handlers (see spawn_job).
+//
+// Queues (SPEC section 7): a worker takes the jobs of `queues` (all when empty), skips
+// those of a paused queue, and takes a slot (slots.hpp) before it claims a job of a
+// queue with a concurrency limit. It re-reads the settings when config.json changes. A
+// job whose `after` lists a job not yet completed stays in the index, skipped, until
+// that job arrives in done/ or dead/ (inotify): then it is claimed, or, when the job it
+// waits for is dead, moved to dead/ itself, which wakes the jobs waiting on it in turn.
 class Worker {
 public:
-  Worker(Spool& spool, pid_t supervisor, const LogSink& log, WorkerTimes times = {});
+  Worker(Spool& spool, pid_t supervisor, const LogSink& log, WorkerTimes times = {},
+         std::vector<std::string> queues = {});
 
   // Runs until SIGTERM, SIGINT or SIGHUP (finish the running job, then return 0) or
   // SIGUSR1 (end the running job's process group, record the run as failed, return 0).
@@ -108,6 +120,13 @@ private:
   void recover_released();
   void sweep();
   void rescan(Micros now);
+  // Whether this worker takes jobs of `queue` ("" for "default"), and whether it is paused.
+  bool serves(const std::string& queue) const;
+  const QueueSettings& settings_of(const std::string& queue) const;
+  void refresh_queues();
+  bool accepts(const IndexEntry& e) const { return serves(e.queue) && !settings_of(e.queue).paused; }
+  void watch_finished();
+  void finished_job(std::string_view name);
   bool load_handed(int ready_fd, IndexHandOver handed);
   void append_log(int fd, const std::string& text);
   int poll_timeout(Micros now) const;
@@ -126,6 +145,15 @@ private:
   int m_wd_pending = -1;
   int m_wd_failed = -1;
   int m_wd_root = -1;
+  int m_wd_done = -1; // done/ and dead/: watched once a job with `after` is seen
+  int m_wd_dead = -1;
+  int m_wd_slots = -1;
+  std::vector<std::string> m_queues;
+  QueueSlots m_slots;
+  std::map<std::string, QueueSettings> m_queue_settings;
+  bool m_queues_stale = true;
+  std::unordered_map<std::string, std::string> m_blocked;                 // id -> the job it waits for
+  std::unordered_map<std::string, std::vector<std::string>> m_dependents; // that job -> ids
   std::optional<RunningJob> m_run;
   bool m_stopping = false;
   bool m_rescan = false;
@@ -142,6 +170,6 @@ private:
 // A worker process's main: `Worker(...).run(...)` on the spool at `root`, after setting
 // the signal dispositions a worker needs. Throws Error when the spool cannot be used.
 int run_worker(const std::filesystem::path& root, pid_t supervisor, int ready_fd, std::optional<IndexHandOver> handed,
-               const LogSink& log);
+               const LogSink& log, const std::vector<std::string>& queues = {});
 
 } // namespace queuectl

@@ -42,4 +42,13 @@ q cancel waiting >/dev/null
 q dlq retry waiting >/dev/null
 assert_eq "$(metric 'queuectl_jobs_dead_total')" 2.0 "after cancel"
 assert_eq "$(metric 'queuectl_jobs_retried_total')" 2.0 "after dlq retry"
+
+# Per queue: queuectl_queue_jobs, with queuectl_jobs the totals.
+q enqueue --command true --id b1 --queue builds --hold >/dev/null
+q enqueue --command true --id b2 --queue builds >/dev/null
+assert_eq "$(metric 'queuectl_queue_jobs{queue="builds",state="held"}')" 1.0
+assert_eq "$(metric 'queuectl_queue_jobs{queue="builds",state="pending"}')" 1.0
+assert_eq "$(metric 'queuectl_queue_jobs{queue="default",state="pending"}')" 1.0
+assert_eq "$(metric 'queuectl_jobs{state="pending"}')" 2.0
+assert_eq "$(metric 'queuectl_jobs{state="held"}')" 1.0
 echo "ok"

@@ -88,6 +88,38 @@ assert_eq "$(state_of p2)" dead
 http POST /api/jobs/nosuch/cancel -d ''
 assert_eq "$CODE" 404
 
+# hold, release, queues (SPEC section 7)
+q enqueue --id qa --command true --queue builds --tag t1 --delay 3600 >/dev/null
+http POST /api/jobs/qa/hold -d ''
+assert_eq "$CODE" 200
+assert_eq "$(printf '%s' "$BODY" | json "j['state']")" held
+http POST /api/jobs/qa/hold -d ''
+assert_eq "$CODE" 409 "hold of a held job"
+http GET "/api/jobs?state=held"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['qa']"
+http POST /api/jobs/qa/release -d ''
+assert_eq "$CODE" 200
+assert_eq "$(state_of qa)" pending
+http GET "/api/jobs?queue=builds"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['qa']"
+http GET "/api/jobs?tag=t1&state=pending"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['qa']"
+http GET "/api/jobs?tag=nope"
+assert_eq "$BODY" "[]"
+http GET "/api/jobs?queue=bad%20name"
+assert_eq "$CODE" 400
+http POST /api/queues/builds/pause -d ''
+assert_eq "$CODE" 200
+http GET /api/queues
+assert_eq "$(printf '%s' "$BODY" | json "[(x['queue'], x['paused'], x['pending']) for x in j if x['queue'] == 'builds']")" "[('builds', True, 1)]"
+http POST /api/queues/builds/resume -d ''
+assert_eq "$CODE" 200
+assert_eq "$(q queue list --json | json "[x['paused'] for x in j if x['queue'] == 'builds'][0]")" False
+http GET /api/queues/builds/pause
+assert_eq "$CODE" 405
+http POST /api/queues/bad%20name/pause -d ''
+assert_eq "$CODE" 400
+
 # workers through the API: they outlive the server
 http POST /api/workers/start -d '{"count":2}'
 assert_eq "$CODE" 201

@@ -3,7 +3,7 @@
 
 new_spool
 expect 0 q status --json
-assert_eq "$OUT" '{"pending":0,"processing":0,"failed":0,"completed":0,"dead":0,"workers":0}'
+assert_eq "$OUT" '{"pending":0,"held":0,"processing":0,"failed":0,"completed":0,"dead":0,"workers":0}'
 expect 0 q status
 assert_contains "$OUT" "pending     0"
 assert_contains "$OUT" "workers     0"
@@ -15,7 +15,7 @@ q enqueue '{"id":"a","command":"true"}' >/dev/null
 q cancel c >/dev/null
 
 expect 0 q status --json
-assert_eq "$OUT" '{"pending":2,"processing":0,"failed":0,"completed":0,"dead":1,"workers":0}'
+assert_eq "$OUT" '{"pending":2,"held":0,"processing":0,"failed":0,"completed":0,"dead":1,"workers":0}'
 
 # list: oldest created_at first, all states by default.
 assert_eq "$(q list --json | json "' '.join(x['id'] for x in j)")" "b c a"

@@ -8,6 +8,7 @@ page_for() { # command words -> man page
   case "$1" in
   "") echo queuectl.1 ;;
   show) echo queuectl-list.1 ;;
+  release) echo queuectl-hold.1 ;;
   *) echo "queuectl-${1%% *}.1" ;;
   esac
 }
