@@ -2,7 +2,7 @@
 """queuectl benchmarks. Every figure is a median of repeated runs, next to its baseline
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
-Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine|million] BUILD_DIR
+Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine|million|workflow] BUILD_DIR
   BUILD_DIR holds queuectl (the default link, static), static-runtime/queuectl and
   dynamic/queuectl (see bench/run.sh), and for `engine` before/queuectl: the same build of
   an earlier commit, measured beside this one (BENCH_BEFORE_REV in bench/run.sh).
@@ -280,6 +280,101 @@ def drain_queuectl(n, exe=None, cpu=None):
         cpu.append(sum(cpu_seconds(int(p)) for p in pids))
     subprocess.run([exe, "--spool", sp, "worker", "stop"], check=True, stdout=subprocess.DEVNULL)
     return t1 - t0
+
+
+def drain_limited(n, limit):
+    """drain_queuectl with the default queue limited to `limit` concurrent runs (None: no
+    limit): what a queue's slots cost."""
+    sp = fresh_spool("drain-lim")
+    new_spool(sp)
+    if limit:
+        q(sp, "queue", "set", "default", "--concurrency", str(limit))
+    q(sp, "enqueue", "-", input="".join('{"command":"true"}\n' for _ in range(n)))
+    os.sync()
+    t0 = time.monotonic()
+    q(sp, "worker", "start", "--detach", "--count", "2")
+    t1 = wait_completed(sp, n)
+    q(sp, "worker", "stop")
+    return t1 - t0
+
+
+def run_batch(n, lines):
+    """Seconds for one worker to run the jobs of `lines` (JSON lines), from its start."""
+    sp = fresh_spool("batch")
+    q(sp, "enqueue", "-", input=lines)
+    os.sync()
+    t0 = time.monotonic()
+    q(sp, "worker", "start", "--detach", "--count", "1")
+    t1 = wait_completed(sp, n)
+    q(sp, "worker", "stop")
+    return t1 - t0
+
+
+def dependent_latency(n):
+    """Delays, on one worker, from a job's end to the start of the job that comes after
+    it: each pair is enqueued together, the first writes the time it ends (its last act),
+    the second the time it starts, into a FIFO read here blocked."""
+    sp = fresh_spool("dep-lat")
+    fifo = os.path.join(fresh("dep-lat-marks"), "fifo")
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR)
+    q(sp, "worker", "start", "--detach", "--count", "1")
+    delays = []
+    try:
+        for i in range(n):
+            cmd = f"date +%s.%N > {fifo}"
+            q(sp, "enqueue", "-", input=json.dumps({"id": f"a{i}", "command": cmd}) + "\n" +
+              json.dumps({"id": f"b{i}", "command": cmd, "after": [f"a{i}"]}) + "\n")
+            marks = []
+            while len(marks) < 2:
+                marks += os.read(fd, 128).decode().split()
+            delays.append(float(marks[1]) - float(marks[0]))
+    finally:
+        os.close(fd)
+        q(sp, "worker", "stop")
+    return delays
+
+
+def bench_workflow():
+    """Issue 16's figures: dependencies and concurrency limits against the same work
+    without them, measured in the same run."""
+    n = 300 if QUICK else 1000
+    say(f"### Workflow: a chain of {n:,} dependent jobs, dependent dispatch, a queue limit ({REPS} runs, medians)")
+    say()
+    chain = "".join(json.dumps({"id": f"c{i}", "command": "true", **({"after": [f"c{i-1}"]} if i else {})}) + "\n"
+                    for i in range(n))
+    free = "".join(json.dumps({"id": f"c{i}", "command": "true"}) + "\n" for i in range(n))
+    t_chain, t_free = [], []
+    for _ in range(REPS):
+        t_free.append(run_batch(n, free))
+        t_chain.append(run_batch(n, chain))
+    r_free, r_chain = n / med(t_free), n / med(t_chain)
+    say("| one worker | jobs/s | vs independent |")
+    say("|---|---|---|")
+    say(f"| {n:,} independent jobs | {r_free:,.0f} | 1.00 |")
+    say(f"| a chain of {n:,}, each after the previous | {r_chain:,.0f} | {r_chain / r_free:.2f} |")
+    say()
+    m = 30 if QUICK else 100
+    plain, dep = [], []
+    for _ in range(REPS):
+        plain += latency_queuectl(m)[0]
+        dep += dependent_latency(m)
+    say("| dispatch, one worker | p50 ms | p90 ms | vs plain p50 |")
+    say("|---|---|---|---|")
+    say(f"| plain: enqueue's return to the job's start | {med(plain) * 1e3:.2f} | {pct(plain, 90) * 1e3:.2f} | 1.00 |")
+    say(f"| dependent: its dependency's end to its start | {med(dep) * 1e3:.2f} | {pct(dep, 90) * 1e3:.2f} | "
+        f"{med(dep) / med(plain):.2f} |")
+    say()
+    k = 1000 if QUICK else 5000
+    t_none, t_lim = [], []
+    for _ in range(REPS):
+        t_none.append(drain_limited(k, None))
+        t_lim.append(drain_limited(k, 2))
+    say(f"| drain of {k:,} `true` jobs, `--count 2` | jobs/s | vs no limit |")
+    say("|---|---|---|")
+    say(f"| no limit | {k / med(t_none):,.0f} | 1.00 |")
+    say(f"| the queue limited to 2 | {k / med(t_lim):,.0f} | {med(t_none) / med(t_lim):.2f} |")
+    say()
 
 
 def drain_nq(n):
@@ -589,6 +684,8 @@ def main():
             bench_engine()
         if ONLY in (None, "million"):
             bench_million()
+        if ONLY in (None, "workflow"):
+            bench_workflow()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
     with open(os.path.join(BUILD, "bench-results.md"), "w") as f:

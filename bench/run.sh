@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds release binaries (the default static link, and the other link choices for
 # comparison) and runs the benchmarks.
-# Usage: [BENCH_BEFORE_REV=<commit>] bench/run.sh [--quick] [--only enqueue|dispatch|engine]
+# Usage: [BENCH_BEFORE_REV=<commit>] bench/run.sh [--quick] [--only enqueue|dispatch|engine|million|workflow]
 # Needs: hyperfine, nq, task-spooler (Debian packages), a C compiler, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ fi
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=static $launcher >/dev/null
 cmake --build $B -j2 --target queuectl >/dev/null
 case " $* " in
-*" --only dispatch "* | *" --only engine "* | *" --only million "*) ;;
+*" --only dispatch "* | *" --only engine "* | *" --only million "* | *" --only workflow "*) ;;
 *)
   for link in static-runtime dynamic; do
     cmake -S . -B $B/$link -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=$link $launcher >/dev/null

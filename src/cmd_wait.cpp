@@ -8,6 +8,7 @@
 #include <sys/inotify.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace queuectl::cmd {
 
@@ -54,6 +55,10 @@ int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::opti
       fail(fmt::format("no such job '{}'", ids[i]));
     }
   }
+  std::unordered_map<std::string_view, std::vector<std::size_t>> where; // an id may be listed twice
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    where[ids[i]].push_back(i);
+  }
   const Micros deadline = timeout ? later_by(now_micros(), *timeout) : k_latest_time;
   const auto all_finished = [&] { return std::all_of(at.begin(), at.end(), finished); };
   while (!all_finished()) {
@@ -77,8 +82,12 @@ int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::opti
         return;
       }
       const auto id = id_of_file(name);
-      for (std::size_t i = 0; id && i < ids.size(); ++i) {
-        if (ids[i] == *id && !finished(at[i])) {
+      const auto it = id ? where.find(*id) : where.end();
+      if (it == where.end()) {
+        return;
+      }
+      for (const std::size_t i : it->second) {
+        if (!finished(at[i])) {
           // A job purged once finished counts as completed.
           at[i] = spool.locate(ids[i]).value_or(JobState::completed);
         }

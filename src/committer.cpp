@@ -21,6 +21,17 @@ void Committer::push(Item item) {
   m_cv.notify_one();
 }
 
+void Committer::hurry() {
+  {
+    const std::lock_guard<std::mutex> g(m_mutex);
+    if (m_items.empty()) {
+      return;
+    }
+    m_hurry = true;
+  }
+  m_cv.notify_one();
+}
+
 void Committer::close() {
   {
     const std::lock_guard<std::mutex> g(m_mutex);
@@ -47,8 +58,9 @@ void Committer::loop() {
       if (m_items.empty()) {
         return;
       }
-      m_cv.wait_for(g, m_grouping.window, [this] { return m_closed || m_items.size() >= m_grouping.max; });
+      m_cv.wait_for(g, m_grouping.window, [this] { return m_closed || m_hurry || m_items.size() >= m_grouping.max; });
       group.swap(m_items);
+      m_hurry = false;
     }
     commit(group);
     const std::lock_guard<std::mutex> g(m_mutex);

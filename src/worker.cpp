@@ -257,6 +257,7 @@ void Worker::start_next(Micros now) {
       launch(std::move(*r.job), now);
       return;
     case ClaimResult::blocked:
+      m_committer.hurry(); // it may wait for an outcome of ours, not yet committed
       m_blocked[e->id] = r.note;
       m_dependents[r.note].push_back(e->id);
       m_index.add(std::move(*e));
@@ -338,6 +339,7 @@ void Worker::record_start() {
 void Worker::finish(int status, Micros now) {
   RunningJob r = std::move(*m_run);
   m_run.reset();
+  r.claim().release_slot();
   const RunResult res = r.result(status);
   const double seconds = static_cast<double>(now - r.started()) / 1e6;
   append_log(r.claim().log_fd(), fmt::format("=== queuectl: job {} {} after {:.3f} s ===\n", r.claim().id(),
@@ -363,6 +365,9 @@ void Worker::conclude(Claimed c, const RunResult& r, Micros now, std::optional<d
   }
   const JobState to = o.to;
   m_committer.push(Committer::Item{std::move(o), outcome_event(to, seconds)});
+  if (m_dependents.count(id) != 0) {
+    m_committer.hurry(); // jobs here wait for it to be completed (or dead)
+  }
 }
 
 // Recovers the jobs of dead workers whose lock is free, and waits for the lock of those

@@ -495,3 +495,53 @@ TEST_CASE("sweep_tmp: a live process's temporaries stay however old; a reused pi
   CHECK_FALSE(fs::exists(tmp / fresh));
   CHECK(fs::exists(tmp / batch));
 }
+
+TEST_CASE("hold and release: final on arrival in held/; a hold cut short in pending/ is finished", "[transition]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string id = enqueue_cmd(s, "true");
+  Transitions tx(s);
+  tx.hold(id);
+  CHECK(s.find(id) == JobState::held);
+  CHECK(raw(s, JobState::held, id)["state"] == "held");
+  CHECK(code_of([&] { tx.hold(id); }) == Exit::failure);
+  // A claim never takes a held job; a file in pending/ that says "held" (a hold cut short
+  // by a crash between its rewrite and its move) is moved on to held/, not run.
+  tx.release(id);
+  CHECK(s.find(id) == JobState::pending);
+  CHECK(raw(s, JobState::pending, id)["state"] == "pending");
+  CHECK(code_of([&] { tx.release(id); }) == Exit::failure);
+  Json j = raw(s, JobState::pending, id);
+  j["state"] = "held";
+  write(dir.path() / "pending" / job_file(id), j.dump());
+  CHECK(tx.claim(JobState::pending, id, Config(), now_micros()).status == ClaimResult::resolved);
+  CHECK(s.find(id) == JobState::held);
+}
+
+TEST_CASE("claim: after a job not completed, blocked; after a dead one, moved to dead/ naming it", "[transition]") {
+  TempDir dir;
+  Spool s = Spool::open(dir.path());
+  const std::string dep = enqueue_cmd(s, "true", std::string("dep"));
+  JobOverrides o;
+  o.command = "true";
+  o.after = {dep};
+  const std::string waiting = enqueue_one(s, Json(), o);
+  Transitions tx(s);
+  ClaimResult r = tx.claim(JobState::pending, waiting, Config(), now_micros());
+  CHECK(r.status == ClaimResult::blocked);
+  CHECK(r.note == dep);
+  CHECK(s.find(waiting) == JobState::pending); // left as it was
+  CHECK(raw(s, JobState::pending, waiting)["attempts"] == 0);
+  tx.cancel(dep);
+  r = tx.claim(JobState::pending, waiting, Config(), now_micros());
+  CHECK(r.status == ClaimResult::dependency_failed);
+  CHECK(s.find(waiting) == JobState::dead);
+  CHECK(raw(s, JobState::dead, waiting)["state"] == "dead");
+  CHECK(raw(s, JobState::dead, waiting)["last_error"] == "dependency dep failed");
+  // A job that is nowhere (purged once completed) counts as completed.
+  o.after = {"gone"};
+  Job j = make_job(Json(), o, JobDefaults(), now_micros());
+  std::vector<Job> one{j};
+  s.enqueue_batch(one);
+  CHECK(tx.claim(JobState::pending, j.id(), Config(), now_micros()).status == ClaimResult::claimed);
+}

@@ -46,6 +46,9 @@ public:
   ~Committer() { close(); }
 
   void push(Item item);
+  // Commits what is queued now, without waiting for the rest of the window: a job waits
+  // for one of them to be completed (its `after`).
+  void hurry();
   // Commits what is queued (without waiting for a window), then stops the thread.
   void close();
   // How many groups have been committed so far.
@@ -64,6 +67,7 @@ private:
   std::deque<Item> m_items;
   std::size_t m_groups = 0;
   bool m_closed = false;
+  bool m_hurry = false;
   std::thread m_thread; // last: started once the rest is built
 };
 

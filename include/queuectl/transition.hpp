@@ -83,6 +83,10 @@ public:
   // The run holds a slot of its queue's concurrency limit (see slots.hpp): kept, and
   // inherited by the command, until the run's outcome is committed.
   void hold_slot(Fd slot) { m_slot = std::move(slot); }
+  // The command has exited: the worker lets go of the slot (a child of the command that
+  // kept the descriptor still holds it until it exits), so that the next job of the
+  // queue need not wait for this outcome's commit.
+  void release_slot() { m_slot.reset(); }
 
 private:
   friend class Transitions;
