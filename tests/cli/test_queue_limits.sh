@@ -64,6 +64,33 @@ expect 0 q wait p1 p2 p3 --timeout $((10 * SLOW))
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "resume to three jobs done: $ms ms"
 
+# Pause and resume take effect within 100 ms (the workers watch config.json): a stream of
+# short jobs is paused; none starts later than the pause's return plus that bound (with
+# some room for a start already under way on a loaded machine), and after resume the
+# next one starts as soon.
+q queue resume solo >/dev/null
+for i in $(seq 1 60); do echo "{\"id\":\"st$i\",\"queue\":\"stream\",\"command\":\"date +%s%N >>$T/stream.starts; sleep 0.05\"}"; done |
+  q enqueue - >/dev/null
+wait_until 10 test -s "$T/stream.starts"
+q queue pause stream
+paused_at=$(date +%s%N)
+q enqueue --id m4 --queue other --command true --priority -5 >/dev/null
+expect 0 q wait m4 --timeout $((10 * SLOW)) # every worker has looked since
+last=$(sort -n "$T/stream.starts" | tail -1)
+late=$(((last - paused_at) / 1000000))
+echo "last start after the pause returned: $late ms"
+[ "$late" -le $((250 * SLOW)) ] || fail "a job of a paused queue started $late ms after the pause"
+left=$(count pending)
+[ "$left" -gt 0 ] || fail "the pause came too late to test anything"
+n_before=$(wc -l <"$T/stream.starts")
+resumed_at=$(date +%s%N)
+q queue resume stream
+wait_until 10 test "$(wc -l <"$T/stream.starts")" -gt "$n_before"
+first=$(sort -n "$T/stream.starts" | awk -v t="$resumed_at" '$1 > t' | head -1)
+echo "first start after resume: $(((first - resumed_at) / 1000000)) ms"
+[ $(((first - resumed_at) / 1000000)) -le $((250 * SLOW)) ] || fail "resume took over $((250 * SLOW)) ms"
+q queue pause stream >/dev/null # the rest stays waiting
+
 # Pause while a job runs: it finishes; the next one waits.
 q queue pause solo
 q enqueue --id after-pause --queue solo --command true >/dev/null
