@@ -547,6 +547,19 @@ void Transitions::hold(const std::string& id) {
                      state_name(sj.state)));
   });
   rename(l, JobState::pending); // failed/ and held/ are final: through pending/ (see the header)
+  if (!job.written_by_queuectl()) {
+    // A drop-in no worker has taken: checked as a claim would, and made queuectl's own
+    // (its id, created_at, the defaults), so that a crash between the rewrite and the
+    // move leaves a file that resolves to held/.
+    try {
+      job.validate();
+      job.check_new();
+    } catch (const Error& e) {
+      fail(fmt::format("cannot hold job '{}': its file is not a valid job: {}", id, e.what()));
+    }
+    job.adopt_dropin(id, sys::mtime_micros(sys::stat_of(l.lock.get(), "a job file")));
+    job.fill_new(m_spool.load_config().job_defaults(), now_micros());
+  }
   job.set_state(JobState::held);
   job.touch(now_micros());
   rewrite(l, job);

@@ -13,6 +13,18 @@ assert_contains "$OUT" "held        1"
 expect 0 q list --state held --json
 assert_eq "$(printf '%s' "$OUT" | json "[x['id'] for x in j]")" "['h']" "list --state held"
 
+# a drop-in no worker has seen is held as a job of queuectl's own (id, created_at)
+printf '{"command":"true"}' >"$S/tmp/d"
+mv "$S/tmp/d" "$S/pending/dropped.json"
+expect 0 q hold dropped
+assert_eq "$(json "(j['id'], j['state'], 'created_at' in j)" <"$S/held/dropped.json")" "('dropped', 'held', True)"
+printf '{"command":"true","attempts":3}' >"$S/tmp/d"
+mv "$S/tmp/d" "$S/pending/bad-drop.json"
+expect 1 q hold bad-drop
+assert_contains "$ERR" "not a valid job"
+[ -f "$S/pending/bad-drop.json" ] || fail "a refused hold moved the file"
+rm "$S/pending/bad-drop.json"
+
 # pending -> held, with the content of the held state written before it arrives
 expect 0 q hold p
 assert_eq "$OUT" "held p"
@@ -39,7 +51,7 @@ assert_contains "$ERR" "it is pending, not held"
 q enqueue --id f --command 'exit 3' --max-retries 2 >/dev/null
 q config set backoff-base 1000 >/dev/null
 q hold p h >/dev/null
-start_workers 1
+start_workers 1 # `dropped` stays held
 wait_until 10 is_state f failed
 q worker stop >/dev/null
 expect 0 q hold f
