@@ -527,6 +527,9 @@ int Worker::run(int ready_fd, std::optional<IndexHandOver> handed) {
     }
     if (m_rescan || now >= m_next_rescan) {
       rescan(now);
+      if (!m_run && !m_stopping) {
+        continue; // what the scan found (a queue resumed: its jobs) may start now
+      }
     }
     if (now >= m_next_sweep) {
       if (!m_old_temps_swept) {
