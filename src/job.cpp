@@ -275,8 +275,8 @@ void Job::validate() const {
     for (const Json& tag : *it) {
       require(tag.is_string(), "tags", "an array of strings");
       if (!valid_tag(tag.get_ref<const std::string&>())) {
-        bad_usage(
-            fmt::format("invalid tag '{}': a tag is 1 to 64 bytes without control characters", tag.get<std::string>()));
+        bad_usage(fmt::format("invalid tag '{}': a tag is 1 to 64 characters without control characters",
+                              tag.get<std::string>()));
       }
     }
   }

@@ -178,10 +178,10 @@ void save_entry(std::string& out, char tag, const IndexEntry& e) {
     return; // a drop-in named so: left for the next scan (its claim quarantines it)
   }
   fmt::format_to(std::back_inserter(out), "{} {} {} {} {} {} {} {}\n", tag, e.from == JobState::failed ? 'F' : 'P',
-                 e.priority, e.created, e.due, e.waits ? 1 : 0, e.queue.empty() ? "-" : e.queue, e.id);
+                 e.priority, e.created, e.due, e.waits ? 1 : 0, e.queue.empty() ? "+" : e.queue, e.id);
 }
 
-// "<tag> <P|F> <priority> <created> <due> <waits> <queue or -> <id>"; the id is the rest
+// "<tag> <P|F> <priority> <created> <due> <waits> <queue, + for default> <id>"; the id is the rest
 // (a drop-in's stem may hold spaces).
 bool load_entry(std::string_view line, IndexEntry& e) {
   std::string_view f[7];
@@ -199,7 +199,7 @@ bool load_entry(std::string_view line, IndexEntry& e) {
   e.from = f[1] == "F" ? JobState::failed : JobState::pending;
   e.id.assign(line);
   e.waits = f[5] == "1";
-  e.queue.assign(f[6] == "-" ? std::string_view() : f[6]);
+  e.queue.assign(f[6] == "+" ? std::string_view() : f[6]); // '+' is no queue name's
   return pending_index::parse_int(f[2], e.priority) && pending_index::parse_int(f[3], e.created) &&
          pending_index::parse_int(f[4], e.due);
 }

@@ -143,15 +143,11 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
     {
       JobIndex index;
       const Config cfg = m_spool.load_config();
-      const auto settings = cfg.queues();
-      // As a worker scans (Worker::accepts): its queues, not paused.
+      // The workers' queues. Paused queues are kept (the workers skip their jobs): a
+      // queue resumed before a worker has loaded this scan must find its jobs there.
       const auto accept = [&](const IndexEntry& e) {
         const std::string q = e.queue.empty() ? std::string(k_default_queue) : e.queue;
-        if (!m_queues.empty() && std::find(m_queues.begin(), m_queues.end(), q) == m_queues.end()) {
-          return false;
-        }
-        const auto it = settings.find(q);
-        return it == settings.end() || !it->second.paused;
+        return m_queues.empty() || std::find(m_queues.begin(), m_queues.end(), q) != m_queues.end();
       };
       scan_waiting(m_spool, cfg.job_defaults().priority, now_micros(), index, accept);
       index.save(text);

@@ -288,9 +288,11 @@ ClaimResult Transitions::resolve(LockedJob& j, JobState to) {
 
 ClaimResult Transitions::claim(JobState from, const std::string& stem, const Config& cfg, Micros now) {
   ClaimResult r;
-  std::optional<LockedJob> l = m_spool.lock_job(from, stem);
+  bool busy = false;
+  std::optional<LockedJob> l = m_spool.lock_job(from, stem, &busy);
   if (!l) {
-    return r; // gone
+    r.status = busy ? ClaimResult::busy : ClaimResult::gone;
+    return r;
   }
   const auto quarantined = [&](const std::string& why, const Json& fields) {
     r.status = ClaimResult::quarantined;
@@ -554,8 +556,15 @@ void Transitions::hold(const std::string& id) {
     try {
       job.validate();
       job.check_new();
+      if (const auto it = job.json().find("id"); it != job.json().end() && *it != id) {
+        bad_usage(fmt::format("id '{}' differs from the file name '{}'", it->get<std::string>(), job_file(id)));
+      }
+      if (const auto other = m_spool.find(id, JobState::pending)) {
+        bad_usage(fmt::format("a job with id '{}' already exists in {}/", id, state_dir(*other)));
+      }
     } catch (const Error& e) {
-      fail(fmt::format("cannot hold job '{}': its file is not a valid job: {}", id, e.what()));
+      fail(fmt::format("cannot hold job '{}': its file is not a valid job: {} (a worker will move it to dead/)", id,
+                       e.what()));
     }
     job.adopt_dropin(id, sys::mtime_micros(sys::stat_of(l.lock.get(), "a job file")));
     job.fill_new(m_spool.load_config().job_defaults(), now_micros());

@@ -172,7 +172,9 @@ void Worker::drain_inotify() {
         m_queues_stale = true;
       }
     } else if (wd == m_wd_slots) {
-      // a slot was released: the next start_next tries again
+      // a slot is being released: the next start_next tries again, and a few times more
+      m_slot_retries = 6;
+      m_slot_retry_delay = 1000;
     } else if (wd == m_wd_done || wd == m_wd_dead) {
       finished_job(name);
     } else if (!name.empty()) {
@@ -206,6 +208,7 @@ void Worker::drain_signals() {
 
 void Worker::start_next(Micros now) {
   refresh_queues();
+  m_slot_retry_at = 0;
   bool scanned = false;
   std::vector<std::string> full; // queues found at their limit in this pass
   const auto can_start = [&](const IndexEntry& e) {
@@ -226,6 +229,11 @@ void Worker::start_next(Micros now) {
       e = m_index.pop_ready(now, can_start);
     }
     if (!e) {
+      if (!full.empty() && m_slot_retries > 0) {
+        --m_slot_retries;
+        m_slot_retry_at = now + m_slot_retry_delay;
+        m_slot_retry_delay *= 2;
+      }
       return;
     }
     Fd slot;
@@ -251,13 +259,32 @@ void Worker::start_next(Micros now) {
       m_log(fmt::format("cannot claim job {}: {}", e->id, err.what()));
       continue;
     }
+    if (r.status != ClaimResult::busy) {
+      m_busy.erase(e->id);
+    }
     switch (r.status) {
+    case ClaimResult::busy: {
+      // Locked: another worker claiming it (then it is gone at the next look), or a
+      // command such as release finishing its move (then it is ours to take). Another
+      // look soon, later each time.
+      const int n = m_busy[e->id]++;
+      e->due = now + std::min<Micros>(Micros{2000} << std::min(n, 9), 1'000'000);
+      m_index.add(std::move(*e));
+      break;
+    }
     case ClaimResult::claimed:
       r.job->hold_slot(std::move(slot));
       launch(std::move(*r.job), now);
       return;
     case ClaimResult::blocked:
       m_committer.hurry(); // it may wait for an outcome of ours, not yet committed
+      if (m_wd_done < 0) {
+        // Not known to wait (a stale pending.index line): watch done/ and dead/, then
+        // look again, so that a completion meanwhile is not missed.
+        watch_finished();
+        m_index.add(std::move(*e));
+        break;
+      }
       m_blocked[e->id] = r.note;
       m_dependents[r.note].push_back(e->id);
       m_index.add(std::move(*e));
@@ -436,6 +463,7 @@ void Worker::rescan(Micros now) {
   refresh_queues();
   m_blocked.clear(); // every job is looked at afresh
   m_dependents.clear();
+  m_busy.clear();
   const ScanStats st =
       scan_waiting(m_spool, m_default_priority, now, m_index, [this](const IndexEntry& e) { return accepts(e); });
   const Micros took = now_micros() - now;
@@ -450,6 +478,9 @@ int Worker::poll_timeout(Micros now) const {
   Micros next = std::min({m_next_recover, m_next_rescan, m_next_sweep});
   if (const auto due = m_index.next_due(); due && !m_run) {
     next = std::min(next, *due);
+  }
+  if (m_slot_retry_at > 0 && !m_run) {
+    next = std::min(next, m_slot_retry_at);
   }
   if (m_run) {
     if (!m_run->claim().start_recorded()) {
@@ -481,8 +512,7 @@ bool Worker::load_handed(int ready_fd, IndexHandOver handed) {
       text += chunk;
     }
     if (m_index.load(text)) {
-      refresh_queues();
-      m_index.remove_if([this](const IndexEntry& e) { return !accepts(e); });
+      m_index.remove_if([this](const IndexEntry& e) { return !serves(e.queue); });
       return true;
     }
   } catch (const Error& e) {

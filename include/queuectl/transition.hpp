@@ -109,6 +109,8 @@ struct ClaimResult {
   enum Status {
     claimed,           // `job` is set
     gone,              // claimed or moved by someone else meanwhile
+    busy,              // locked by someone else now (a worker claiming it, or a command such as
+                       // release or retry finishing its move): worth another look soon
     not_due,           // `due` is set
     quarantined,       // an invalid drop-in: moved to dead/ with why (`note`)
     resolved,          // a move cut short by a crash was finished (`note`)

@@ -152,6 +152,13 @@ private:
   QueueSlots m_slots;
   std::map<std::string, QueueSettings> m_queue_settings;
   bool m_queues_stale = true;
+  // A slot's IN_CLOSE comes a moment before the kernel drops its lock (fsnotify_close runs
+  // before locks_remove_file): after one, a queue found full is tried again a few times,
+  // 1, 2, 4 ... ms later.
+  int m_slot_retries = 0;
+  Micros m_slot_retry_delay = 0;
+  Micros m_slot_retry_at = 0;                                             // 0: none
+  std::unordered_map<std::string, int> m_busy;                            // id -> claims that found it locked, in a row
   std::unordered_map<std::string, std::string> m_blocked;                 // id -> the job it waits for
   std::unordered_map<std::string, std::vector<std::string>> m_dependents; // that job -> ids
   std::optional<RunningJob> m_run;
