@@ -123,10 +123,13 @@ void Worker::finished_job(std::string_view name) {
   if (it == m_dependents.end()) {
     return;
   }
-  for (const std::string& waiting : it->second) {
-    m_blocked.erase(waiting); // its next try sees the job completed, or dead
-  }
+  const std::vector<std::string> waiting = std::move(it->second);
   m_dependents.erase(it);
+  for (const std::string& w : waiting) {
+    m_blocked.erase(w); // its next try sees the job completed, or dead
+    // A scan past skipped jobs may have left it out of the index: read it again.
+    index_file(JobState::pending, job_file(w));
+  }
 }
 
 void Worker::setup_events() {
@@ -227,6 +230,10 @@ void Worker::start_next(Micros now) {
       rescan(now); // the jobs kept have run out, and others wait on disk
       scanned = true;
       e = m_index.pop_ready(now, can_start);
+    }
+    if (!e && !scanned && rescan_past_skipped(now, full)) {
+      scanned = true;
+      continue;
     }
     if (!e) {
       if (!full.empty() && m_slot_retries > 0) {
@@ -472,6 +479,29 @@ void Worker::rescan(Micros now) {
                       static_cast<double>(took) / 1e6));
   }
   m_next_rescan = now + std::max(m_times.rescan_every, 100 * took);
+}
+
+// Every job the index keeps is skipped (its queue full or paused, or it waits for another
+// job) while jobs of other queues wait on disk past the index's cut: they would wait for
+// the skipped ones. The index is filled again without those, at most once a second (and
+// at most 10% of the time, for a spool large enough to take long to scan). The jobs left
+// out come back with the next scan: when the index runs out, and every minute; a job
+// that waits for another is read again when that one finishes (see finished_job).
+bool Worker::rescan_past_skipped(Micros now, const std::vector<std::string>& full) {
+  if (!m_index.truncated() || m_index.ready_size() == 0 || now < m_next_starved_scan) {
+    return false;
+  }
+  const ScanStats st = scan_waiting(m_spool, m_default_priority, now, m_index, [&](const IndexEntry& e) {
+    return accepts(e) && m_blocked.count(e.id) == 0 && std::find(full.begin(), full.end(), e.queue) == full.end();
+  });
+  const Micros took = now_micros() - now;
+  if (took > 1'000'000) {
+    m_log(fmt::format("every job kept in memory waits (a full or paused queue, or a dependency): looked past them "
+                      "through {} pending jobs in {:.1f} s",
+                      st.pending, static_cast<double>(took) / 1e6));
+  }
+  m_next_starved_scan = now + std::max<Micros>(1'000'000, 10 * took);
+  return true;
 }
 
 int Worker::poll_timeout(Micros now) const {

@@ -361,3 +361,45 @@ TEST_CASE("Worker: with room for 4 jobs in its index, it runs 60 in the order of
   }
   CHECK(got == want);
 }
+
+TEST_CASE("Worker: when every job its index keeps is of a full queue, it finds the other queues' jobs past the cut",
+          "[worker]") {
+  TempDir t;
+  Spool s = Spool::open(t.path());
+  cmd::queue_concurrency(s, "busy", 1);
+  const fs::path gate = t.path() / "gate";
+  const fs::path ran = t.path() / "ran";
+  // Ten jobs of `busy` first in the order of work; the first holds the queue's only slot
+  // until the gate opens. Three jobs of `other` come after them, past a 4-job index.
+  std::string input;
+  for (int i = 0; i < 10; ++i) {
+    input += Json{{"id", fmt::format("b{}", i)},
+                  {"queue", "busy"},
+                  {"priority", 5},
+                  {"command", fmt::format("while [ ! -e {} ]; do sleep 0.01; done; echo b{} >> {}", gate.string(), i,
+                                          ran.string())}}
+                 .dump() +
+             "\n";
+  }
+  for (int i = 0; i < 3; ++i) {
+    input += Json{{"id", fmt::format("o{}", i)},
+                  {"queue", "other"},
+                  {"command", fmt::format("echo o{} >> {}", i, ran.string())}}
+                 .dump() +
+             "\n";
+  }
+  enqueue_lines(s, input, JobOverrides());
+  WorkerTimes times;
+  times.index_capacity = 4;
+  const pid_t w1 = start_worker(t.path(), times);
+  const pid_t w2 = start_worker(t.path(), times);
+  // While b0 holds the slot, the other worker runs the other queue's jobs.
+  CHECK(eventually([&] { return files_in(t.path() / "done") == 2 * 3; }));
+  CHECK(files_in(t.path() / "processing") == 2); // b0 and its log: no second job of `busy`
+  std::ofstream(gate.string()) << "";
+  CHECK(eventually([&] { return files_in(t.path() / "done") == 2 * 13; }));
+  REQUIRE(::kill(w1, SIGTERM) == 0);
+  REQUIRE(::kill(w2, SIGTERM) == 0);
+  CHECK(wait_exit(w1) == 0);
+  CHECK(wait_exit(w2) == 0);
+}

@@ -81,6 +81,7 @@ public:
     return it != m_known.end() && (it->second & bit(from)) != 0;
   }
   std::size_t size() const { return m_ready.size() + m_timers.size(); }
+  std::size_t ready_size() const { return m_ready.size(); }
   std::size_t capacity() const { return m_capacity; }
   bool truncated() const { return m_ready_cut.has_value() || m_timers_cut.has_value(); }
 

@@ -120,6 +120,7 @@ private:
   void recover_released();
   void sweep();
   void rescan(Micros now);
+  bool rescan_past_skipped(Micros now, const std::vector<std::string>& full);
   // Whether this worker takes jobs of `queue` ("" for "default"), and whether it is paused.
   bool serves(const std::string& queue) const;
   const QueueSettings& settings_of(const std::string& queue) const;
@@ -168,6 +169,7 @@ private:
   Micros m_next_recover = 0;
   Micros m_next_rescan = 0;
   Micros m_next_sweep = 0;
+  Micros m_next_starved_scan = 0;
   std::int64_t m_default_priority = 0;
   pid_t m_pid;
   ConfigCache m_config;
