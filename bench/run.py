@@ -509,6 +509,76 @@ def bench_enqueue_during_drain():
     say()
 
 
+class Arrivals:
+    """inotify on one directory: when a given file name arrives (moved or created there)."""
+
+    def __init__(self, path):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or self.libc.inotify_add_watch(self.fd, path.encode(), 0x80 | 0x100) < 0:  # MOVED_TO | CREATE
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def wait(self, name, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not select.select([self.fd], [], [], max(0.0, end - time.monotonic()))[0]:
+                break
+            t = time.time()
+            buf = os.read(self.fd, 65536)
+            off = 0
+            while off < len(buf):
+                length = int.from_bytes(buf[off + 12:off + 16], "little")
+                if buf[off + 16:off + 16 + length].rstrip(b"\0").decode() == name:
+                    return t
+                off += 16 + length
+        raise SystemExit(f"timed out waiting for {name}")
+
+    def close(self):
+        os.close(self.fd)
+
+
+def recovery_latency(exe, n):
+    """A job's worker is killed (kill -9) while its command runs on; the supervisor starts a
+    new worker. Then the command exits: the delay from its last mark to the job's arrival
+    in dead/ (max_retries 0: the lost run is its last) is how long the orphaned job waits
+    once its lock is free. Includes the command's own exit after its mark."""
+    sp = fresh_spool("recover")
+    d = fresh("recover-fifos")
+    run = lambda *a: subprocess.run([exe, "--spool", sp, *a], check=True, stdout=subprocess.PIPE, text=True).stdout
+    run("worker", "start", "--detach", "--count", "1")
+    arrivals = Arrivals(os.path.join(sp, "dead"))
+    marks = os.path.join(d, "marks")
+    os.mkfifo(marks)
+    mfd = os.open(marks, os.O_RDWR)
+    out = []
+    try:
+        for i in range(n):
+            go = os.path.join(d, f"go{i}")
+            os.mkfifo(go)
+            run("enqueue", "--id", f"r{i}", "--max-retries", "0", "--command",
+                f"echo started > {marks}; read x < {go}; date +%s.%N > {marks}; exit 3")
+            os.read(mfd, 64)  # running
+            worker = json.loads(run("worker", "status", "--json"))[0]["pid"]
+            os.kill(worker, 9)
+            while True:  # the supervisor's replacement, registered
+                ws = json.loads(run("worker", "status", "--json"))
+                if ws and ws[0]["pid"] != worker:
+                    break
+                time.sleep(0.01)
+            # Through its start-up (a bench, not a test: settle, then measure), and past the
+            # second in which the supervisor counts a worker's death as a failure at start.
+            time.sleep(1.2)
+            with open(go, "w") as f:
+                f.write("go\n")
+            mark = float(os.read(mfd, 64).decode())
+            out.append(arrivals.wait(f"r{i}.json", 30) - mark)
+    finally:
+        os.close(mfd)
+        arrivals.close()
+        run("worker", "stop")
+    return out
+
+
 def bench_engine():
     """This build against an earlier one (before/queuectl), interleaved in one run: the
     figures the transition engine must not make worse, and its recovery latency."""
