@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <optional>
+#include <vector>
 
 namespace queuectl::cmd {
 
@@ -29,13 +31,19 @@ Json queue_list(const Spool& spool) {
   for (const auto& [name, q] : cfg.queues()) {
     row(name);
   }
-  // Every job file says its queue: each is read (a spool's counts per state need none).
-  for (const StoredJob& sj : spool.list_all()) {
-    if (sj.job.json().contains("invalid")) {
-      continue;
+  // Every job file says its queue: each is read, one at a time (counted, not kept, and
+  // not sorted as a listing is).
+  for (JobState s : k_all_states) {
+    std::vector<std::string> files;
+    spool.for_each_job(s, [&](std::string_view stem) { files.push_back(job_file(stem)); });
+    const std::string state(state_name(s));
+    for (const std::string& f : files) {
+      const std::optional<Job> job = spool.read_listed(s, f);
+      if (job && !job->json().contains("invalid")) {
+        Json& n = row(job->queue())[state];
+        n = n.get<std::size_t>() + 1;
+      }
     }
-    Json& n = row(sj.job.queue())[std::string(state_name(sj.state))];
-    n = n.get<std::size_t>() + 1;
   }
   Json out = Json::array();
   for (auto& [name, r] : rows) {

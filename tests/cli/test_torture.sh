@@ -1,5 +1,5 @@
 # Torture: thousands of short jobs and a few long ones under a storm of kill -9 at workers,
-# supervisors and job process groups. No job is lost, run twice at once, left half-moved or
+# supervisors and job process groups, and of `hold` and `release` of waiting jobs. No job is lost, run twice at once, left half-moved or
 # over its retries; every file says what its directory says, also to an inotify observer
 # reading each one the instant it arrives; nothing but jobs and logs is left behind
 # (SPEC 1, 2, 3). About 60-90 s.
@@ -96,13 +96,14 @@ stop_observer obs1 "$OBS1"
 # --- Phase 2: the storm -------------------------------------------------------------------
 start_observer obs2
 OBS2=$LAST_BG
-python3 - "$QUEUECTL" "$T" "$STORM_MIN" >"$T/driver.out" 2>"$T/driver.err" <<'PY' &
+python3 - "$QUEUECTL" "$T" "$STORM_MIN" "$S" >"$T/driver.out" 2>"$T/driver.err" <<'PY' &
 import json, os, random, signal, subprocess, sys, time
-exe, t, storm_min = sys.argv[1], sys.argv[2], float(sys.argv[3])
+exe, t, storm_min, spool = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 marker = t + "/job.sh"
 me = {os.getpid(), os.getppid(), os.getpgrp()}
 kills = {"worker": 0, "supervisor": 0, "job": 0}
-st = {"kills": kills, "restarts": 0, "batches": 0, "errors": []}
+st = {"kills": kills, "restarts": 0, "batches": 0, "errors": [], "holds": 0, "releases": 0}
+held = []
 sups = set(int(x) for x in open(t + "/pids").read().split()[:1])
 
 def q(*args, stdin=None, timeout=30):
@@ -179,8 +180,23 @@ while True:
         st["batches"] += 1
         next_batch = now + 2.5
     ensure_supervisor()
-    kind = random.choices(["worker", "job", "supervisor"], [4, 4, 2])[0]
-    if kind == "supervisor":
+    kind = random.choices(["worker", "job", "supervisor", "hold"], [4, 4, 2, 3])[0]
+    if kind == "hold":
+        # Hold a waiting job (it may have moved on meanwhile: exit 1), or release one.
+        if held and random.random() < 0.5:
+            i = held.pop(random.randrange(len(held)))
+            r = q("release", i)
+            if r.returncode != 0:
+                st["errors"].append("release %s exited %d: %s" % (i, r.returncode, r.stderr[:200]))
+            st["releases"] += 1
+        else:
+            names = [n[:-5] for n in os.listdir(spool + "/pending") if n.endswith(".json") and not n.startswith(".")]
+            if names:
+                i = random.choice(names)
+                if q("hold", i).returncode == 0:
+                    held.append(i)
+                    st["holds"] += 1
+    elif kind == "supervisor":
         live = [s for s in sups if alive(s) and s not in me]
         if live:
             kill(kind, random.choice(live))
@@ -193,9 +209,14 @@ while True:
         if pgs:
             kill(kind, -random.choice(pgs))
     time.sleep(random.uniform(0.1, 0.35))
-# Left running: one supervisor (a new one if the last was killed).
+# Left running: one supervisor (a new one if the last was killed); every held job released.
 time.sleep(0.2)
 ensure_supervisor()
+for i in held:
+    r = q("release", i)
+    if r.returncode != 0:
+        st["errors"].append("release %s exited %d: %s" % (i, r.returncode, r.stderr[:200]))
+    st["releases"] += 1
 st["supervisors_alive"] = sorted(s for s in sups if alive(s))
 st["seconds"] = round(time.monotonic() - t0, 1)
 json.dump(st, sys.stdout)
@@ -208,8 +229,12 @@ python3 - "$T/driver.out" <<'PY' || fail "storm: $(cat "$T/driver.out")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 k = d["kills"]
-print("storm: %.1f s, kill -9 sent: %d workers, %d supervisors, %d job groups; %d supervisor restarts"
-      % (d["seconds"], k["worker"], k["supervisor"], k["job"], d["restarts"]))
+print("storm: %.1f s, kill -9 sent: %d workers, %d supervisors, %d job groups; %d supervisor restarts; "
+      "%d holds, %d releases" % (d["seconds"], k["worker"], k["supervisor"], k["job"], d["restarts"], d["holds"],
+                                 d["releases"]))
+if d["holds"] < 3 or d["releases"] != d["holds"]:
+    print("FAIL: storm: %d holds and %d releases" % (d["holds"], d["releases"]), file=sys.stderr)
+    sys.exit(1)
 for e in d["errors"]:
     print("FAIL: storm: " + e, file=sys.stderr)
 if d["batches"] != 10:
