@@ -79,6 +79,21 @@ req /api/jobs/own/retry -X POST -H 'Content-Type: application/json'
 assert_eq "$CODE" 200 "a POST without a body"
 assert_eq "$(state_of own)" pending
 
+# The workflow's routes (SPEC section 7) are guarded alike, each checked by its effect:
+# a forged release leaves the job held, a forged pause leaves the queue running.
+q enqueue --id heldjob --command true --hold >/dev/null
+for path in /api/jobs/heldjob/release /api/jobs/own/hold /api/queues/default/pause; do
+  req "$path" -X POST -H 'Content-Type: text/plain'
+  assert_eq "$CODE" 403 "POST $path without JSON"
+  req "$path" -X POST -H 'Content-Type: application/json' -H 'Origin: http://evil.example'
+  assert_eq "$CODE" 403 "POST $path from another origin"
+  req "$path" -X POST -H 'Content-Type: application/json' -H "Host: evil.example:$PORT"
+  assert_eq "$CODE" 403 "POST $path with a foreign Host"
+done
+assert_eq "$(state_of heldjob)" held "state after forged releases"
+assert_eq "$(state_of own)" pending "state after forged holds"
+assert_eq "$(q queue list --json | json "[x['paused'] for x in j if x['queue'] == 'default']")" "[False]"
+
 # The port is never shared: a second server on it fails with one clear line.
 expect 1 q serve --listen "127.0.0.1:$PORT"
 assert_one_error_line
