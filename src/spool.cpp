@@ -532,6 +532,11 @@ void remove_unlocked(const sys::Dir& dir, const std::string& name) {
 
 } // namespace
 
+bool temp_owner_gone(std::optional<Micros> owner_started, Micros changed) {
+  // The start time is known to the second (the boot time is), hence the slack.
+  return !owner_started || *owner_started > changed + 2'000'000;
+}
+
 void Spool::sweep_tmp() const {
   const Micros now = now_micros();
   std::vector<std::string> names;
@@ -550,15 +555,16 @@ void Spool::sweep_tmp() const {
     } else if (owner != m_pid) {
       // queuectl's: its owner's while that process lives, however long it takes (a
       // batch of millions may write for many minutes). A process that started after
-      // the file was last written is another one with the same pid: the owner is gone.
+      // the file was last changed is another one with the same pid: the owner is gone.
+      // Changed, not written: a spare is often a job's old inode, swapped in by
+      // RENAME_EXCHANGE with the mtime of the job's last write, long before its owner
+      // started; the exchange sets its ctime.
       auto [it, fresh] = started.try_emplace(owner);
       if (fresh) {
         it->second = sys::process_started(owner);
       }
-      if (!it->second) {
-        stale = true;
-      } else if (const auto st = m_tmp.stat(n)) {
-        stale = *it->second > sys::mtime_micros(*st) + 2'000'000; // to the second, with slack
+      if (const auto st = m_tmp.stat(n)) {
+        stale = temp_owner_gone(it->second, sys::ctime_micros(*st));
       }
     }
     if (stale) {

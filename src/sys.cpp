@@ -154,6 +154,10 @@ std::int64_t mtime_micros(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000;
 }
 
+std::int64_t ctime_micros(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000 + st.st_ctim.tv_nsec / 1000;
+}
+
 void close(Fd& fd, std::string_view what) {
   if (::close(fd.release()) != 0) {
     throw_errno("cannot close", what);

@@ -108,9 +108,17 @@ TempFile Transitions::take_spare(std::string_view data) {
     // Our old descriptor may be shared with a command that has not exited; only a fresh
     // one that takes the lock proves nobody else holds this file.
     m_spare_old.reset();
+    // Locked, it is ours unless a sweep removed it between our open and our lock: a file
+    // with no name left would take the job's name in no rename.
     t.fd = tmp.try_open(t.name, O_RDWR | O_NONBLOCK);
-    if (!t.fd || !sys::try_lock(t.fd.get(), true, tmp.path_of(t.name)) ||
-        !S_ISREG(sys::stat_of(t.fd.get(), tmp.path_of(t.name)).st_mode)) {
+    const auto usable = [&] {
+      if (!sys::try_lock(t.fd.get(), true, tmp.path_of(t.name))) {
+        return false;
+      }
+      const struct stat st = sys::stat_of(t.fd.get(), tmp.path_of(t.name));
+      return S_ISREG(st.st_mode) && st.st_nlink > 0;
+    };
+    if (!t.fd || !usable()) {
       t.fd.reset();
       tmp.remove_quietly(t.name);
     }

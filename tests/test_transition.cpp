@@ -460,7 +460,7 @@ TEST_CASE("sweep_tmp: leftovers of dead processes go, what is held or fresh stay
   CHECK_FALSE(fs::exists(tmp / held));
 }
 
-TEST_CASE("sweep_tmp: a live process's temporaries stay however old; a reused pid's go", "[spool]") {
+TEST_CASE("sweep_tmp: a live process's temporaries stay however old their content", "[spool]") {
   TempDir dir;
   Spool s = Spool::open(dir.path());
   const fs::path tmp = dir.path() / "tmp";
@@ -470,30 +470,34 @@ TEST_CASE("sweep_tmp: a live process's temporaries stay however old; a reused pi
   };
   // A bulk enqueue that has been writing since just after its process started, long ago
   // (pid 1 stands for it: alive, and started before the file was written).
-  const auto init_started = sys::process_started(1);
-  REQUIRE(init_started);
   const std::string batch = ".queuectl.1.7.new";
   write(tmp / batch, "x");
-  set_mtime(batch, static_cast<std::time_t>(*init_started / 1'000'000 + 3));
-  if (::time(nullptr) - *init_started / 1'000'000 < 700) {
-    WARN("pid 1 started less than ten minutes ago: the file is not old enough to show the rule");
-  }
-  // A file of a process that has the pid of one that wrote it an hour before it started.
+  // A worker's spare that is a job's old inode, swapped in by RENAME_EXCHANGE just now: its
+  // content (mtime) is an hour older than its owner, a process started now.
   write(dir.path() / "unrelated", "");
-  const pid_t writer = hold_lock(dir.path() / "unrelated"); // a live process, started now
-  const std::string reused = fmt::format(".queuectl.{}.8.new", writer);
-  write(tmp / reused, "x");
-  set_mtime(reused, ::time(nullptr) - 3600);
+  const pid_t writer = hold_lock(dir.path() / "unrelated");
+  const std::string swapped = fmt::format(".queuectl.{}.8.spare", writer);
+  write(tmp / swapped, "x");
+  set_mtime(swapped, ::time(nullptr) - 3600);
   const std::string fresh = fmt::format(".queuectl.{}.9.new", writer); // its own, just written
   write(tmp / fresh, "x");
   s.sweep_tmp();
   CHECK(fs::exists(tmp / batch));
-  CHECK_FALSE(fs::exists(tmp / reused));
+  CHECK(fs::exists(tmp / swapped));
   CHECK(fs::exists(tmp / fresh));
   end(writer);
   s.sweep_tmp(); // its owner is gone now
+  CHECK_FALSE(fs::exists(tmp / swapped));
   CHECK_FALSE(fs::exists(tmp / fresh));
   CHECK(fs::exists(tmp / batch));
+}
+
+TEST_CASE("temp_owner_gone: a dead owner, or a pid reused after the file last changed", "[spool]") {
+  const Micros changed = 1'700'000'000'000'000;
+  CHECK(temp_owner_gone(std::nullopt, changed));
+  CHECK_FALSE(temp_owner_gone(changed - 3'600'000'000, changed)); // started an hour before
+  CHECK_FALSE(temp_owner_gone(changed + 1'000'000, changed));     // within the slack
+  CHECK(temp_owner_gone(changed + 3'000'000, changed));           // another process since
 }
 
 TEST_CASE("hold and release: final on arrival in held/; a hold cut short in pending/ is finished", "[transition]") {

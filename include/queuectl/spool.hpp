@@ -200,6 +200,11 @@ private:
   pid_t m_pid = 0; // names this process's temporaries
 };
 
+// Whether a temporary of queuectl's in tmp/ has outlived its owner: the owner's process
+// is gone (`owner_started` empty), or the process with that pid started after the file
+// last changed (its ctime), so it is another one with the same pid.
+bool temp_owner_gone(std::optional<Micros> owner_started, Micros changed);
+
 // "<id>.json" and "<id>.log".
 std::string job_file(std::string_view id);
 std::string log_file(std::string_view id);

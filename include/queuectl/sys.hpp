@@ -53,6 +53,8 @@ void truncate(int fd, off_t size, std::string_view what);
 struct stat stat_of(int fd, std::string_view what);
 // A file's modification time in microseconds since the epoch.
 std::int64_t mtime_micros(const struct stat& st);
+// Its status-change time (a write, a rename, a chmod...) in microseconds since the epoch.
+std::int64_t ctime_micros(const struct stat& st);
 // close(2) that reports the error a write may only show at close.
 void close(Fd& fd, std::string_view what);
 

@@ -66,7 +66,7 @@ while s:
     arr, n = d.raw_decode(s); s = s[n:].strip()
     out += ['%s %s exit_code=%s last_error=%s' % (x['id'], x.get('state'), x.get('exit_code'), x.get('last_error')) for x in arr]
 print('; '.join(out))")
-    fail "round $ROUNDS: after Ctrl-C: $(tr -d ' \n' <"$T/st.json"): $DETAIL"
+    fail "round $ROUNDS: after Ctrl-C: $(tr -d ' \n' <"$T/st.json"): $DETAIL; supervisor log: $(tail -8 "$T/supervisor.log")"
   fi
   # Every run that started ended, and none ran twice.
   BADRUNS=$(awk '{ n[$1 " " $2]++ } END { for (k in n) { split(k, a, " ");
