@@ -79,7 +79,49 @@ Spool Spool::open_existing(const fs::path& root) {
   return open(root, false);
 }
 
+std::optional<std::string_view> network_fs_name(long fs_type) {
+  // From linux/magic.h and the file systems' own headers (not all of them are there);
+  // FUSE is left out: sshfs is remote, most FUSE file systems are not, and f_type cannot tell.
+  struct Known {
+    unsigned long magic;
+    std::string_view name;
+  };
+  static constexpr Known k_network[] = {
+      {0x6969, "NFS"},        {0x517B, "SMB"},      {0xFF534D42, "CIFS"},     {0xFE534D42, "SMB2"},
+      {0x00C36400, "CephFS"}, {0x5346414F, "AFS"},  {0x6B414653, "AFS"},      {0x73757245, "Coda"},
+      {0x564C, "NCP"},        {0x01021997, "9P"},   {0x0BD00BD0, "Lustre"},   {0x47504653, "GPFS"},
+      {0x7461636F, "OCFS2"},  {0x01161970, "GFS2"}, {0x013111A8, "IBRIX"},    {0x19830326, "BeeGFS"},
+      {0xAAD7AAEA, "PanFS"},  {0x61636673, "ACFS"}, {0xBEEFDEAD, "StorNext"},
+  };
+  const auto magic = static_cast<unsigned long>(fs_type) & 0xFFFFFFFFUL;
+  for (const Known& k : k_network) {
+    if (k.magic == magic) {
+      return k.name;
+    }
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// A spool on a network file system is refused before anything is made there.
+void check_local(const fs::path& root) {
+  const auto type = sys::fs_type(root);
+  if (!type) {
+    return; // the open that follows says what is wrong
+  }
+  if (const auto name = network_fs_name(*type)) {
+    fail(fmt::format("'{}' is on {}, a network file system, where the locks, renames and change events a spool "
+                     "relies on do not hold across machines: keep each machine's spool on a local disk and share "
+                     "work between machines with 'queuectl cluster join' (see queuectl-cluster(1))",
+                     root.string(), *name));
+  }
+}
+
+} // namespace
+
 Spool Spool::open(const fs::path& root, bool create) {
+  check_local(root);
   Spool s;
   s.m_root = root;
   s.m_pid = sys::own_pid();

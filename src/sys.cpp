@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -269,6 +270,20 @@ void make_directories(const std::filesystem::path& path) {
 bool path_exists(const std::filesystem::path& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 || errno != ENOENT;
+}
+
+std::optional<long> fs_type(const std::filesystem::path& path) {
+  std::filesystem::path p = path;
+  for (;;) {
+    struct statfs st {};
+    if (::statfs(p.c_str(), &st) == 0) {
+      return static_cast<long>(st.f_type);
+    }
+    if (errno != ENOENT || !p.has_parent_path() || p.parent_path() == p) {
+      return std::nullopt;
+    }
+    p = p.parent_path(); // a spool not made yet: the file system it will be made on
+  }
 }
 
 Dir Dir::open(const std::string& path) {

@@ -211,3 +211,32 @@ TEST_CASE("list with a limit: the oldest N, as the full list starts", "[spool]")
   CHECK(every[0] == "d1"); // the oldest, from done/
   CHECK(ids(s.list_all(3)) == std::vector<std::string>(every.begin(), every.begin() + 3));
 }
+
+TEST_CASE("network_fs_name: network and cluster file systems by statfs type; local ones pass", "[spool]") {
+  // statfs(2) types as the kernel reports them (linux/magic.h, cifs and ceph headers).
+  CHECK(network_fs_name(0x6969) == "NFS");
+  CHECK(network_fs_name(0x517B) == "SMB");
+  CHECK(network_fs_name(0xFF534D42) == "CIFS");
+  CHECK(network_fs_name(0xFE534D42) == "SMB2");
+  CHECK(network_fs_name(0x00C36400) == "CephFS");
+  CHECK(network_fs_name(0x01021997) == "9P");
+  CHECK(network_fs_name(0x7461636F) == "OCFS2");
+  // A 32-bit magic with its top bit set may come sign-extended in a 64-bit f_type.
+  CHECK(network_fs_name(static_cast<long>(static_cast<std::int32_t>(0xFF534D42U))) == "CIFS");
+  CHECK_FALSE(network_fs_name(0xEF53));     // ext4
+  CHECK_FALSE(network_fs_name(0x58465342)); // XFS
+  CHECK_FALSE(network_fs_name(0x9123683E)); // Btrfs
+  CHECK_FALSE(network_fs_name(0x01021994)); // tmpfs
+  CHECK_FALSE(network_fs_name(0x2FC12FC1)); // ZFS
+  CHECK_FALSE(network_fs_name(0x65735546)); // FUSE: cannot tell, allowed
+  CHECK_FALSE(network_fs_name(0x794C7630)); // overlayfs (containers)
+}
+
+TEST_CASE("open: a local spool passes the file system check, made or not yet made", "[spool]") {
+  TempDir dir;
+  const auto type = sys::fs_type(dir.path() / "not" / "yet" / "made");
+  REQUIRE(type);
+  CHECK(*type == sys::fs_type(dir.path()));
+  CHECK_FALSE(network_fs_name(*type));
+  CHECK_NOTHROW(Spool::open(dir.path() / "s"));
+}

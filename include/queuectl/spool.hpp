@@ -200,6 +200,10 @@ private:
   pid_t m_pid = 0; // names this process's temporaries
 };
 
+// The name of a network (or shared-disk cluster) file system by its statfs(2) type, where
+// flock, rename and inotify do not hold across machines; nullopt for any other type.
+std::optional<std::string_view> network_fs_name(long fs_type);
+
 // Whether a temporary of queuectl's in tmp/ has outlived its owner: the owner's process
 // is gone (`owner_started` empty), or the process with that pid started after the file
 // last changed (its ctime), so it is another one with the same pid.

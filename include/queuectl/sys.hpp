@@ -77,6 +77,10 @@ void make_directories(const std::filesystem::path& path);
 // open that follows says why it fails).
 bool path_exists(const std::filesystem::path& path);
 
+// The file system type (statfs(2) f_type) of the nearest existing directory on `path`;
+// nullopt when none can be looked at.
+std::optional<long> fs_type(const std::filesystem::path& path);
+
 // A directory: its descriptor, and its path for messages. Names are relative to it, and
 // never followed through a symbolic link.
 class Dir {
