@@ -1,6 +1,17 @@
 # Helpers for the end-to-end tests: each test gets its own spool in a fresh temp dir,
 # runs the real binary ($QUEUECTL), and checks exit codes, output and files on disk.
-set -eu
+set -eEu
+# A command that fails outside a check ends the test under set -e; say which and where,
+# or the failure is a blank line in the CI log.
+on_err() { # STATUS: the command that failed and the calls that led to it
+  [[ $- == *e* ]] || return 0
+  local i where="line ${BASH_LINENO[0]} of ${BASH_SOURCE[1]##*/}"
+  for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+    where+=", in ${FUNCNAME[i]} called from line ${BASH_LINENO[i]} of ${BASH_SOURCE[i + 1]##*/}"
+  done
+  echo "FAIL: \"$BASH_COMMAND\" exited $1 ($where)" >&2
+}
+trap 'on_err $?' ERR
 
 : "${QUEUECTL:?set QUEUECTL to the queuectl binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/queuectl-cli.XXXXXX")

@@ -5,6 +5,7 @@ PROM="$(dirname "$QUEUECTL_TEST_LIB")/prom_check.py"
 SERVER=""
 ON_EXIT='[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null'
 start_server() { # [extra args...]
+  rm -f "$T/serve.out" # opened by the child, maybe after the wait below first looks
   "$QUEUECTL" --spool "$S" serve --listen 127.0.0.1:0 "$@" >"$T/serve.out" 2>"$T/serve.err" &
   SERVER=$!
   wait_until 10 grep -q "http://" "$T/serve.out"

@@ -8,6 +8,9 @@ SERVER=""
 ON_EXIT='[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null'
 new_spool
 start_server() { # LISTEN [extra args...]
+  # The shell opens serve.out in the child, maybe after the wait below first looks: the
+  # last server's line must not be there to be read.
+  rm -f "$T/serve.out"
   "$QUEUECTL" --spool "$S" serve --listen "$@" >"$T/serve.out" 2>"$T/serve.err" &
   SERVER=$!
   wait_until 10 grep -q "http://" "$T/serve.out"
