@@ -2,6 +2,7 @@
 #include "queuectl/commands.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/sys.hpp"
+#include "queuectl/watch.hpp"
 
 #include <fmt/format.h>
 
@@ -45,9 +46,9 @@ int outcome(const Spool& spool, const std::vector<std::string>& ids, const std::
 int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::optional<double> timeout,
               std::vector<std::string>* unfinished) {
   // The watches first: a job that finishes while we look is an event.
-  sys::Watch watch;
-  watch.add(spool.path_of(JobState::completed, ""), IN_MOVED_TO);
-  watch.add(spool.path_of(JobState::dead, ""), IN_MOVED_TO);
+  const auto watch = Watch::open();
+  watch->add(spool.path_of(JobState::completed, ""), IN_MOVED_TO);
+  watch->add(spool.path_of(JobState::dead, ""), IN_MOVED_TO);
   std::vector<std::optional<JobState>> at(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i) {
     at[i] = spool.locate(ids[i]);
@@ -73,10 +74,10 @@ int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::opti
       }
       return 124;
     }
-    pollfd fd{watch.fd(), POLLIN, 0};
+    pollfd fd{watch->fd(), POLLIN, 0};
     sys::poll(&fd, 1, static_cast<int>(std::min<Micros>((left + 999) / 1000, 3'600'000)));
     bool look_all = false;
-    watch.drain([&](int, std::uint32_t mask, std::string_view name) {
+    watch->drain([&](int, std::uint32_t mask, std::string_view name) {
       if (mask & IN_Q_OVERFLOW) {
         look_all = true;
         return;

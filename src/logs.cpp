@@ -3,6 +3,7 @@
 #include "queuectl/error.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
+#include "queuectl/watch.hpp"
 
 #include <fmt/format.h>
 
@@ -38,10 +39,10 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
   if (!follow) {
     return;
   }
-  sys::Watch watch;
+  const auto watch = Watch::open();
   // New logs appear in processing/; finished jobs arrive in done/ or dead/.
   for (JobState s : {JobState::processing, JobState::completed, JobState::dead}) {
-    watch.add(spool.path_of(s, ""), IN_CREATE | IN_MOVED_TO);
+    watch->add(spool.path_of(s, ""), IN_CREATE | IN_MOVED_TO);
   }
   bool watching_log = false;
   for (;;) {
@@ -50,7 +51,7 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
     }
     if (log && !watching_log) {
       // Watch the log's inode: renames between directories do not disturb it.
-      watching_log = watch.try_add_file(log.get(), IN_MODIFY) >= 0;
+      watching_log = watch->try_add_file(log.get(), IN_MODIFY) >= 0;
     }
     if (log) {
       copy_new(log.get(), out);
@@ -65,10 +66,10 @@ void print_log(const Spool& spool, const std::string& id, bool follow, int out) 
       }
       return;
     }
-    pollfd pfd{watch.fd(), POLLIN, 0};
+    pollfd pfd{watch->fd(), POLLIN, 0};
     // inotify wakes us; the timeout is only a backstop should an event be missed.
     sys::poll(&pfd, 1, 1000);
-    watch.drain([](int, std::uint32_t, std::string_view) {});
+    watch->drain([](int, std::uint32_t, std::string_view) {});
   }
 }
 

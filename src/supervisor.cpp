@@ -6,6 +6,7 @@
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
+#include "queuectl/watch.hpp"
 #include "queuectl/worker.hpp"
 
 #include <fmt/format.h>
@@ -167,6 +168,11 @@ int Supervisor::run(int ready_fd) {
   // The config is read here first so that a broken one is one error, not a worker dying
   // at every start.
   (void)m_spool.load_config();
+  // QUEUECTL_WATCH too (a wrong value is one error here); a poll asked for is said once,
+  // here, while each worker says why the kernel gave it no inotify, should that happen.
+  if (const auto probe = Watch::open(); probe->polling() == k_poll_asked) {
+    log_line(fmt::format("watching the spool by looking every {} ms ({})", k_poll_period / 1000, k_poll_asked));
+  }
   // The first workers share one scan of the waiting jobs, made here once their inotify
   // watches are set (see hand_over_scan); a single worker, or one started later, scans
   // the spool itself.
@@ -241,6 +247,7 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
                                   const std::vector<std::string>& queues) {
   Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
   (void)spool.load_config();       // or its config broken
+  (void)Watch::open();             // or QUEUECTL_WATCH wrong
   auto [rd, wr] = sys::make_pipe("worker start --detach");
   const std::string log_path = spool.path_of("workers", "detached.log");
   const pid_t pid = sys::fork_process(root.string());

@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -484,10 +485,14 @@ void Dir::sync_file_system() const {
   }
 }
 
-void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& fn) const {
-  Fd f(::openat(fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+namespace {
+
+// Every entry of `dir` but "." and "..", with large getdents64 reads; stops when `fn`
+// returns false.
+template <class Fn> void list_directory(const Dir& dir, const Fn& fn) {
+  Fd f(::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!f) {
-    throw_errno("cannot open directory", m_path);
+    throw_errno("cannot open directory", dir.path());
   }
   // Large reads for huge directories, but not zero-filled: only the pages the kernel
   // writes are touched, so a small directory costs a few page faults, not 256.
@@ -499,7 +504,7 @@ void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& f
       if (errno == EINTR) {
         continue;
       }
-      throw_errno("cannot read directory", m_path);
+      throw_errno("cannot read directory", dir.path());
     }
     if (n == 0) {
       return;
@@ -512,11 +517,21 @@ void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& f
       if (name == "." || name == "..") {
         continue;
       }
-      if (!fn(name, d->d_type)) {
+      if (!fn(name, *d)) {
         return;
       }
     }
   }
+}
+
+} // namespace
+
+void Dir::for_each(const std::function<bool(std::string_view, unsigned char)>& fn) const {
+  list_directory(*this, [&](std::string_view name, const struct dirent64& d) { return fn(name, d.d_type); });
+}
+
+void Dir::for_each_inode(const std::function<bool(std::string_view, ino_t)>& fn) const {
+  list_directory(*this, [&](std::string_view name, const struct dirent64& d) { return fn(name, d.d_ino); });
 }
 
 // --- processes -----------------------------------------------------------------------
@@ -970,26 +985,29 @@ std::optional<int> SignalFd::next() {
 
 // --- events --------------------------------------------------------------------------
 
-Watch::Watch() : m_fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
-  if (!m_fd) {
-    throw_errno("cannot create", "inotify instance");
-  }
+Inotify Inotify::try_open() {
+  return Inotify(Fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)));
 }
 
-int Watch::add(const std::string& path, std::uint32_t mask) {
+int Inotify::add(const std::string& path, std::uint32_t mask) {
   const int wd = ::inotify_add_watch(m_fd.get(), path.c_str(), mask);
   if (wd < 0) {
+    if (errno == ENOSPC) {
+      fail(fmt::format("cannot watch {}: the per-user limit of inotify watches is reached; raise "
+                       "fs.inotify.max_user_watches (sysctl), or set QUEUECTL_WATCH=poll",
+                       path));
+    }
     throw_errno("cannot watch", path);
   }
   return wd;
 }
 
-int Watch::try_add_file(int fd, std::uint32_t mask) {
+int Inotify::try_add_file(int fd, std::uint32_t mask) {
   const std::string self = fmt::format("/proc/self/fd/{}", fd);
   return ::inotify_add_watch(m_fd.get(), self.c_str(), mask);
 }
 
-void Watch::drain(const std::function<void(int, std::uint32_t, std::string_view)>& fn) {
+void Inotify::drain(const std::function<void(int, std::uint32_t, std::string_view)>& fn) {
   alignas(struct inotify_event) char buf[64 * 1024];
   for (;;) {
     const ssize_t n = ::read(m_fd.get(), buf, sizeof buf);
@@ -1006,6 +1024,32 @@ void Watch::drain(const std::function<void(int, std::uint32_t, std::string_view)
       return;
     }
   }
+}
+
+Ticker::Ticker(Micros period) : m_fd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+  if (!m_fd) {
+    throw_errno("cannot create", "timerfd");
+  }
+  itimerspec spec{};
+  spec.it_interval.tv_sec = static_cast<time_t>(period / 1'000'000);
+  spec.it_interval.tv_nsec = static_cast<long>(period % 1'000'000) * 1000;
+  spec.it_value = spec.it_interval;
+  if (::timerfd_settime(m_fd.get(), 0, &spec, nullptr) != 0) {
+    throw_errno("cannot arm", "timerfd");
+  }
+}
+
+void Ticker::clear() {
+  std::uint64_t n = 0;
+  (void)!::read(m_fd.get(), &n, sizeof n); // EAGAIN: it has not fired since
+}
+
+Fd duplicate(int fd, std::string_view what) {
+  Fd d(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!d) {
+    throw_errno("cannot duplicate the descriptor of", what);
+  }
+  return d;
 }
 
 EventFd::EventFd() : m_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {

@@ -133,7 +133,10 @@ void Worker::finished_job(std::string_view name) {
 }
 
 void Worker::setup_events() {
-  m_watch.emplace();
+  m_watch = Watch::open();
+  if (!m_watch->polling().empty() && m_watch->polling() != k_poll_asked) { // the supervisor said that
+    m_log(fmt::format("watching the spool by looking every {} ms: {}", k_poll_period / 1000, m_watch->polling()));
+  }
   const uint32_t mask = IN_MOVED_TO | IN_CLOSE_WRITE;
   m_wd_pending = m_watch->add(m_spool.path_of(JobState::pending, ""), mask);
   m_wd_failed = m_watch->add(m_spool.path_of(JobState::failed, ""), mask);

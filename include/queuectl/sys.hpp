@@ -147,6 +147,8 @@ public:
   // reads (fast on directories with millions of entries). Stops early if `fn` returns
   // false. Does not move this descriptor's offset.
   void for_each(const std::function<bool(std::string_view name, unsigned char type)>& fn) const;
+  // The same, with each entry's inode number instead of its type.
+  void for_each_inode(const std::function<bool(std::string_view name, ino_t ino)>& fn) const;
 
 private:
   Fd m_fd;
@@ -341,10 +343,13 @@ private:
 // --- events --------------------------------------------------------------------------
 
 // An inotify instance: watches on directories (or open files, through /proc/self/fd),
-// read without blocking.
-class Watch {
+// read without blocking. The wake-up source most code wants is queuectl::Watch.
+class Inotify {
 public:
-  Watch();
+  // An instance; an empty one, with errno set, when the kernel gives none (the per-user
+  // instance limit, fs.inotify.max_user_instances, or no inotify at all).
+  static Inotify try_open();
+  explicit operator bool() const { return static_cast<bool>(m_fd); }
   int fd() const { return m_fd.get(); }
   // Adds a watch; throws when it cannot. Returns its descriptor.
   int add(const std::string& path, std::uint32_t mask);
@@ -355,8 +360,23 @@ public:
   void drain(const std::function<void(int wd, std::uint32_t mask, std::string_view name)>& fn);
 
 private:
+  explicit Inotify(Fd fd) : m_fd(std::move(fd)) {}
   Fd m_fd;
 };
+
+// A timerfd that fires every `period` from now on, read without blocking.
+class Ticker {
+public:
+  explicit Ticker(Micros period);
+  int fd() const { return m_fd.get(); }
+  void clear(); // reads the expirations, so that poll(2) waits for the next
+
+private:
+  Fd m_fd;
+};
+
+// fcntl(F_DUPFD_CLOEXEC): a second descriptor of the same open file. Throws.
+Fd duplicate(int fd, std::string_view what);
 
 // An eventfd: a doorbell one thread rings and another's poll(2) hears.
 class EventFd {

@@ -12,11 +12,13 @@
 #include "queuectl/slots.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
+#include "queuectl/watch.hpp"
 
 #include <sys/types.h>
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -141,7 +143,7 @@ private:
   Counters m_counters; // this thread's (the committer has its own)
   JobIndex m_index{m_times.index_capacity};
   LockWaiters m_waiters;
-  std::optional<sys::Watch> m_watch;
+  std::unique_ptr<Watch> m_watch;
   std::optional<sys::SignalFd> m_signals;
   int m_wd_pending = -1;
   int m_wd_failed = -1;
