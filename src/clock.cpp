@@ -16,6 +16,12 @@ Micros now_micros() {
   return static_cast<Micros>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
 }
 
+Micros monotonic_micros() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<Micros>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
 namespace {
 
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -94,6 +94,8 @@ int wait_jobs(const Spool& spool, const std::vector<std::string>& ids, std::opti
         }
       }
     });
+    // A poll lists a large done/ seldom: look for each job by name at every wake instead.
+    look_all = look_all || !watch->polling().empty();
     for (std::size_t i = 0; look_all && i < ids.size(); ++i) {
       at[i] = spool.locate(ids[i]).value_or(JobState::completed);
     }

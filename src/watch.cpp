@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <vector>
 
@@ -28,26 +29,31 @@ private:
   sys::Inotify m_in;
 };
 
-// File times come from a clock that moves in jiffies (up to 10 ms): a change this soon
-// after a listing may leave a directory's mtime as the listing saw it.
-constexpr Micros k_coarse_time = 50'000;
-// Directories this small, watched for removals, have each regular file looked at.
+// Directories of at most this many entries have each entry stat'ed when they change,
+// so that a name that left and came back on the same inode between two looks is still
+// news (its ctime moved); the regular files of those watched for removals are also
+// stat'ed at every look, for writes in place.
 constexpr std::size_t k_small_dir = 64;
 // A directory of more entries than this is listed again only after ten times what its
 // last listing cost (a million pending jobs take a few hundred ms to list).
 constexpr std::size_t k_big_dir = 4096;
 constexpr Micros k_list_spacing = 10;
+// On a file system with whole-second times, a directory is listed at every look while
+// its mtime is this recent: a change later in the same second leaves it as it was.
+constexpr Micros k_coarse_window = 2'000'000;
 
-// What a look at a file sees: a change to any of these is a change to the file.
+// What a look at an entry sees.
 struct Stamp {
   Micros mtime = 0;
+  Micros ctime = 0;
   off_t size = 0;
   ino_t ino = 0;
+  bool regular = false;
   bool operator==(const Stamp&) const = default;
 };
 
 Stamp stamp_of(const struct stat& st) {
-  return Stamp{sys::mtime_micros(st), st.st_size, st.st_ino};
+  return Stamp{sys::mtime_micros(st), sys::ctime_micros(st), st.st_size, st.st_ino, S_ISREG(st.st_mode)};
 }
 
 // An entry of a directory as one number: a name that comes back on a new inode (a job
@@ -79,8 +85,8 @@ public:
     t.dir = sys::Dir::open(path);
     t.arrived = first_of(mask, {IN_MOVED_TO, IN_CREATE, IN_CLOSE_WRITE});
     t.left = mask & (IN_MOVED_FROM | IN_DELETE); // a look cannot tell one from the other
-    t.look_inside = t.left != 0;
-    list(t, now_micros(), nullptr); // what is there now is no event
+    const struct stat st = sys::stat_of(t.dir.fd(), t.dir.path());
+    list(t, st, nullptr); // what is there now is no event
     m_targets.push_back(std::move(t));
     return m_targets.back().wd;
   }
@@ -101,11 +107,10 @@ public:
 
   void drain(const Handler& fn) override {
     m_ticker.clear();
-    const Micros now = now_micros();
-    for (Target& t : m_targets) {
+    for (Target& t : m_targets) { // a deque: an add() from a handler moves no target
       if (t.file) {
         const Stamp s = stamp_of(sys::stat_of(t.file.get(), "a watched file"));
-        if (s != t.seen) {
+        if (s.mtime != t.seen.mtime || s.size != t.seen.size) {
           t.seen = s;
           if (t.mask & IN_MODIFY) {
             fn(t.wd, IN_MODIFY, {});
@@ -116,14 +121,16 @@ public:
       if (t.mask & IN_CLOSE_NOWRITE) {
         fn(t.wd, IN_CLOSE_NOWRITE, {});
       }
-      const Micros mtime = sys::mtime_micros(sys::stat_of(t.dir.fd(), t.dir.path()));
-      // Changed since the last listing, or maybe changed again within the same tick of
-      // the file-time clock.
-      const bool stale = mtime != t.seen.mtime || t.listed_at <= mtime + k_coarse_time;
-      if (stale && (t.keys.size() <= k_big_dir || now >= t.listed_at + k_list_spacing * t.list_cost)) {
-        list(t, now, &fn);
-      } else if (!t.entries.empty()) {
-        look_at_entries(t, fn);
+      const struct stat st = sys::stat_of(t.dir.fd(), t.dir.path());
+      const Micros mtime = sys::mtime_micros(st);
+      // Changed since the last listing; or changed at the last one, so maybe again
+      // within the same tick of the file-time clock; or on whole-second times, recent.
+      const bool stale =
+          mtime != t.seen_mtime || t.relist || (st.st_mtim.tv_nsec == 0 && now_micros() - mtime < k_coarse_window);
+      if (stale && (t.keys.size() <= k_big_dir || monotonic_micros() >= t.listed_at + k_list_spacing * t.list_cost)) {
+        list(t, st, &fn);
+      } else if (t.left != 0 && !t.entries.empty()) {
+        look_at_files(t, fn);
       }
     }
   }
@@ -136,86 +143,115 @@ private:
     sys::Dir dir;              // a watched directory
     std::uint32_t arrived = 0; // the event for a new entry
     std::uint32_t left = 0;    // the events for one gone
-    bool look_inside = false;  // each regular file is looked at while the directory is small
-    Stamp seen;                // the file's, or the directory's mtime at its last listing
-    Micros listed_at = 0;
+    Stamp seen;                // the file's
+    Micros seen_mtime = 0;     // the directory's, at its last listing
+    bool relist = false;       // the last listing saw the mtime move
+    Micros listed_at = 0;      // monotonic
     Micros list_cost = 0;
     std::vector<std::uint64_t> keys;                   // entry_key of each entry, sorted
-    std::map<std::string, Stamp, std::less<>> entries; // each regular file, when looked inside
+    std::map<std::string, Stamp, std::less<>> entries; // each entry, while there are few
   };
 
-  // Lists `t`'s directory; with `fn`, reports the entries new since the last listing
-  // (and, looking inside, those gone and those written).
-  static void list(Target& t, Micros now, const Handler* fn) {
-    const Micros start = now_micros();
-    t.seen.mtime = sys::mtime_micros(sys::stat_of(t.dir.fd(), t.dir.path()));
+  // Lists `t`'s directory (whose fstat is `st`); with `fn`, reports what changed since
+  // the last listing. The new state is kept before any handler runs: a handler that
+  // throws loses no event of another target, and a listing that fails keeps the old.
+  static void list(Target& t, const struct stat& st, const Handler* fn) {
+    const Micros start = monotonic_micros();
     std::vector<std::uint64_t> keys;
     keys.reserve(t.keys.size() + 16);
     std::vector<std::string> arrived;
-    std::vector<std::pair<std::string, ino_t>> names; // while the directory is small
+    std::vector<std::pair<std::string, ino_t>> few; // the first entries, for a small directory
     t.dir.for_each_inode([&](std::string_view name, ino_t ino) {
       const std::uint64_t k = entry_key(name, ino);
       keys.push_back(k);
       if (fn && t.arrived && !std::binary_search(t.keys.begin(), t.keys.end(), k)) {
         arrived.emplace_back(name);
       }
-      if (t.look_inside && keys.size() <= k_small_dir) {
-        names.emplace_back(name, ino);
+      if (keys.size() <= k_small_dir) {
+        few.emplace_back(name, ino);
       }
       return true;
     });
+    const Micros cost = monotonic_micros() - start;
     std::sort(keys.begin(), keys.end());
+    std::map<std::string, Stamp, std::less<>> entries;
+    std::vector<std::string> written;
+    if (keys.size() <= k_small_dir) {
+      for (auto& [name, ino] : few) {
+        const auto st_entry = t.dir.stat(name);
+        if (!st_entry) {
+          continue; // gone since the listing: the next one says so
+        }
+        const Stamp s = stamp_of(*st_entry);
+        const auto old = t.entries.find(name);
+        if (fn && old != t.entries.end() && old->second.ino == s.ino && old->second.ctime != s.ctime) {
+          // The same name and inode, touched: moved away and back, or written.
+          if (old->second.mtime != s.mtime || old->second.size != s.size) {
+            written.push_back(name);
+          } else if (t.arrived) {
+            arrived.push_back(name);
+          }
+        }
+        entries.emplace(std::move(name), s);
+      }
+    }
+    std::vector<std::string> gone;
+    if (fn && t.left && keys.size() <= k_small_dir) {
+      for (const auto& [name, s] : t.entries) {
+        if (entries.count(name) == 0) {
+          gone.push_back(name);
+        }
+      }
+    }
+    const Micros old_mtime = t.seen_mtime;
     t.keys = std::move(keys);
-    if (t.look_inside) {
-      std::map<std::string, Stamp, std::less<>> entries; // its regular files
-      if (t.keys.size() <= k_small_dir) {
-        for (auto& [name, ino] : names) {
-          const auto old = t.entries.find(name);
-          if (old != t.entries.end() && old->second.ino == ino) {
-            entries.emplace(std::move(name), old->second);
-          } else if (const auto st = t.dir.stat(name); st && S_ISREG(st->st_mode)) {
-            entries.emplace(std::move(name), stamp_of(*st)); // as it is now: only a later write is one
-          }
-        }
-      }
-      if (fn && t.left) {
-        for (const auto& [name, s] : t.entries) {
-          if (entries.count(name) == 0 && t.keys.size() <= k_small_dir) {
-            (*fn)(t.wd, t.left, name);
-          }
-        }
-      }
-      t.entries = std::move(entries);
+    t.entries = std::move(entries);
+    t.seen_mtime = sys::mtime_micros(st);
+    t.relist = t.seen_mtime != old_mtime;
+    t.listed_at = start;
+    t.list_cost = cost;
+    for (const std::string& name : gone) {
+      (*fn)(t.wd, t.left, name);
     }
     for (const std::string& name : arrived) {
       (*fn)(t.wd, t.arrived, name);
     }
-    if (fn) {
-      look_at_entries(t, *fn);
+    for (const std::string& name : written) {
+      if (t.mask & IN_CLOSE_WRITE) {
+        (*fn)(t.wd, IN_CLOSE_WRITE, name);
+      } else if (t.arrived) {
+        (*fn)(t.wd, t.arrived, name);
+      }
     }
-    t.listed_at = now;
-    t.list_cost = std::max<Micros>(0, now_micros() - start);
   }
 
-  // A regular file of a small directory written in place: IN_CLOSE_WRITE.
-  static void look_at_entries(Target& t, const Handler& fn) {
+  // The regular files of a small directory watched for removals, written in place
+  // (same inode, new mtime or size): IN_CLOSE_WRITE.
+  static void look_at_files(Target& t, const Handler& fn) {
+    std::vector<std::string> written;
     for (auto& [name, seen] : t.entries) {
+      if (!seen.regular) {
+        continue;
+      }
       const auto st = t.dir.stat(name);
-      if (!st || !S_ISREG(st->st_mode) || st->st_ino != seen.ino) {
+      if (!st || st->st_ino != seen.ino) {
         continue; // gone or replaced: the next listing tells
       }
       const Stamp s = stamp_of(*st);
-      if (s != seen) {
-        seen = s;
-        if (t.mask & IN_CLOSE_WRITE) {
-          fn(t.wd, IN_CLOSE_WRITE, name);
-        }
+      if (s.mtime != seen.mtime || s.size != seen.size) {
+        written.push_back(name);
+      }
+      seen = s;
+    }
+    for (const std::string& name : written) {
+      if (t.mask & IN_CLOSE_WRITE) {
+        fn(t.wd, IN_CLOSE_WRITE, name);
       }
     }
   }
 
   sys::Ticker m_ticker;
-  std::vector<Target> m_targets;
+  std::deque<Target> m_targets;
   int m_next_wd = 1;
 };
 

@@ -144,7 +144,9 @@ void Worker::setup_events() {
   // instead of checking it for every job.
   m_wd_root =
       m_watch->add(m_spool.root().string(), IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_DELETE);
-  m_config.watched();
+  if (m_watch->polling().empty()) {
+    m_config.watched(); // a poll sees config.json written in place only in a small root
+  }
   // A slot of a queue's limit is free again when its last descriptor is closed.
   m_wd_slots = m_watch->add(m_slots.path(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
   m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
@@ -187,6 +189,18 @@ void Worker::drain_inotify() {
       index_file(wd == m_wd_failed ? JobState::failed : JobState::pending, name);
     }
   });
+  if (!m_watch->polling().empty() && !m_dependents.empty()) {
+    // A poll lists a large done/ seldom: look for the jobs waited on by name instead.
+    std::vector<std::string> finished;
+    for (const auto& [id, waiting] : m_dependents) {
+      if (const auto st = m_spool.locate(id); !st || *st == JobState::completed || *st == JobState::dead) {
+        finished.push_back(id);
+      }
+    }
+    for (const std::string& id : finished) {
+      finished_job(job_file(id));
+    }
+  }
 }
 
 void Worker::drain_signals() {

@@ -11,6 +11,8 @@ namespace queuectl {
 using Micros = std::int64_t; // microseconds since 1970-01-01T00:00:00Z
 
 Micros now_micros();
+// A clock that never steps (CLOCK_MONOTONIC), for intervals: microseconds since boot.
+Micros monotonic_micros();
 
 // "2026-11-23T05:00:00.123456Z": always UTC, always six fraction digits.
 std::string format_time(Micros t);

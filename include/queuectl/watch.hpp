@@ -19,18 +19,20 @@ constexpr Micros k_poll_period = 100'000;
 constexpr std::string_view k_poll_asked = "QUEUECTL_WATCH=poll";
 
 // What a poll watch reports, in inotify's terms:
-// - an entry new to a directory (a new name, or a name on a new inode): IN_MOVED_TO,
+// - an entry new to a directory (a new name, or a name on a new inode; in a directory of
+//   at most 64 entries, also a name whose ctime moved: it left and came back): IN_MOVED_TO,
 //   IN_CREATE or IN_CLOSE_WRITE, the first of them the mask asks for;
-// - in a directory of at most 64 entries watched for IN_DELETE or IN_MOVED_FROM (one of
-//   settings, such as the spool's root, not of jobs): a regular file gone (IN_MOVED_FROM
-//   and IN_DELETE, those asked for: a look cannot tell which) and one whose size or mtime
-//   changed (IN_CLOSE_WRITE, if asked for), each looked at with one stat(2);
+// - in a directory of at most 64 entries: a file written in place (IN_CLOSE_WRITE, if
+//   asked for) and, watched for IN_DELETE or IN_MOVED_FROM, an entry gone (both, those
+//   asked for: a look cannot tell which); the regular files of such a directory (one of
+//   settings, such as the spool's root) are stat'ed at every look;
 // - IN_CLOSE_NOWRITE asked for: an event without a name at every look (a close leaves
 //   nothing to see; the caller looks again at what it waits for);
 // - a file (try_add_file): IN_MODIFY when its size or mtime changed.
-// It never overflows. A directory is listed only when its mtime moved (or moved within
-// 50 ms of the last listing, as file times are coarse), and one of over 4096 entries at
-// most once per ten times what its last listing cost.
+// It never overflows. A directory is listed only when its mtime moved, and once more at
+// the next look (file times are coarse: a change in the same tick leaves the mtime as it
+// was; on whole-second times, at every look for two seconds); one of over 4096 entries
+// at most once per ten times what its last listing cost.
 class Watch {
 public:
   using Handler = std::function<void(int wd, std::uint32_t mask, std::string_view name)>;

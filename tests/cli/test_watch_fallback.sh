@@ -15,7 +15,9 @@ ON_EXIT='[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null'
 # Started straight from this shell (setpriv execs python), so that $! is the holder; it
 # also ends when this shell does, killed or not, and keeps none of its descriptors.
 setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups /usr/bin/python3 -c '
-import ctypes, os, time
+import ctypes, os, resource, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard)) # the instance limit, not this, must stop it
 libc = ctypes.CDLL(None, use_errno=True)
 n = 0
 while libc.inotify_init1(0) >= 0:
@@ -29,6 +31,11 @@ wait_until 10 test -s "$T/holder.out"
 read -r held err <"$T/holder.out"
 assert_eq "$err" 24 "errno once the instances ran out (EMFILE)"
 [ "$held" -le "$(cat /proc/sys/fs/inotify/max_user_instances)" ] || fail "held $held instances"
+# Another process of the user gets none either.
+setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups /usr/bin/python3 -c '
+import ctypes, sys
+sys.exit(0 if ctypes.CDLL(None, use_errno=True).inotify_init1(0) < 0 and ctypes.get_errno() == 24 else 1)' ||
+  fail "a fresh process of nobody still gets an inotify instance"
 
 as_nobody "$QUEUECTL" worker start --detach --count 2 >/dev/null
 as_nobody "$QUEUECTL" enqueue --id first --command 'echo one; sleep 0.3; echo two' >/dev/null
