@@ -32,7 +32,7 @@ Apps wire(CLI::App& app, Args& a) {
                })->second;
     }
     CLI::App* sub = parent->add_subcommand(path.substr(space == std::string::npos ? 0 : space + 1), c.help);
-    if (!c.run) {
+    if (!c.run && !c.clustered) { // a group
       sub->require_subcommand(1);
     }
     if (c.options) {
@@ -47,7 +47,7 @@ Apps wire(CLI::App& app, Args& a) {
 std::pair<const Command*, CLI::App*> chosen(const Apps& apps) {
   std::pair<const Command*, CLI::App*> found{nullptr, nullptr};
   for (const auto& p : apps) {
-    if (p.second->parsed() && p.first->run) {
+    if (p.second->parsed() && (p.first->run || p.first->clustered)) {
       found = p;
     }
   }
@@ -142,7 +142,22 @@ int exec_serve_helper(const std::filesystem::path&, const std::string&, const st
   fail(fmt::format("'serve' needs '{}', which is not installed", (dir / k_serve_helper).lexically_normal().string()));
 }
 
-int run(int argc, char** argv, const ServeFn& serve) {
+int exec_cluster_helper(const std::string&, Args&, char** argv) {
+  const std::filesystem::path dir = sys::self_exe().parent_path();
+  for (const auto& helper : {dir / "queuectl-cluster" /* the build tree */, dir / k_cluster_helper /* installed */}) {
+    if (sys::is_executable(helper)) {
+      sys::exec(helper, argv);
+    }
+  }
+  fail(fmt::format("the cluster's commands need '{}', which is not installed",
+                   (dir / k_cluster_helper).lexically_normal().string()));
+}
+
+Helpers exec_helpers() {
+  return Helpers{exec_serve_helper, exec_cluster_helper};
+}
+
+int run(int argc, char** argv, const Helpers& helpers) {
   CLI::App app{"queuectl: a background job queue in a spool directory", "queuectl"};
   app.set_version_flag("-V,--version", std::string("queuectl ") + k_version);
   app.fallthrough();
@@ -157,6 +172,9 @@ int run(int argc, char** argv, const ServeFn& serve) {
   try {
     app.parse(argc, argv);
     const auto [command, sub] = chosen(apps);
+    if (command->clustered && command->clustered(a)) {
+      return helpers.cluster(command->path, a, argv);
+    }
     // Bad usage is reported before the spool is looked at (SPEC section 5); a command
     // that writes creates the spool, and only once its input has passed.
     const std::filesystem::path root = Spool::resolve(a.spool);
@@ -166,7 +184,7 @@ int run(int argc, char** argv, const ServeFn& serve) {
       command->check(a, new_spool);
     }
     Spool spool = command->writes ? Spool::open(root) : Spool::open_existing(root);
-    Call call{a, spool, serve, argc, argv};
+    Call call{a, spool, helpers, argc, argv};
     return command->run(call);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

@@ -20,12 +20,6 @@ namespace queuectl::cli {
 
 namespace {
 
-void out(std::string_view s) {
-  sys::write_all(STDOUT_FILENO, s, "standard output");
-}
-void out_json(const Json& j) {
-  out(j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
-}
 std::string plural(std::size_t n, const char* one, const char* many) {
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
@@ -98,6 +92,8 @@ void enqueue_options(CLI::App& c, Args& a) {
       ->allow_extra_args(false);
   c.add_option("--tag", a.enq.tags, "a label for the job (repeatable)")->type_name("TAG")->allow_extra_args(false);
   c.add_flag("--hold", a.enq.hold, "enqueue it held: it does not run until 'queuectl release'");
+  c.add_flag("--cluster", a.cluster,
+             "publish to the cluster's stream (see 'queuectl cluster join') instead of this spool's pending/");
   c.add_flag("--wait", a.wait, "print the id, then wait for the job and exit as 'queuectl wait' does");
 }
 
@@ -151,25 +147,21 @@ const Command k_commands[] = {
     {"enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command", true, enqueue_options,
      [](Call& c) {
        const JobIds ids = cmd::enqueue(c.spool, *c.a.enq_checked);
-       std::vector<std::string> waited;
-       std::string text; // printed 64 KiB at a time: a million ids need not be in memory twice
-       for (std::size_t i = 0; i < ids.size(); ++i) {
-         text += ids[i];
-         text += '\n';
-         if (text.size() >= 65536 || i + 1 == ids.size()) {
-           out(text);
-           text.clear();
-         }
-         if (c.a.wait) {
-           waited.push_back(ids[i]);
-         }
+       out_ids(ids);
+       if (!c.a.wait) {
+         return 0;
        }
-       return c.a.wait ? wait_and_say(c.spool, waited, std::nullopt) : 0;
+       std::vector<std::string> waited;
+       for (std::size_t i = 0; i < ids.size(); ++i) {
+         waited.push_back(ids[i]);
+       }
+       return wait_and_say(c.spool, waited, std::nullopt);
      },
      [](Args& a, bool new_spool) {
        a.enq_checked = cmd::prepare_enqueue(
            a.enq, [] { return sys::read_all(STDIN_FILENO, "standard input"); }, new_spool);
-     }},
+     },
+     [](const Args& a) { return a.cluster; }},
     {"status", "count jobs per state and live workers", false,
      [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
      [](Call& c) {
@@ -418,6 +410,21 @@ const Command k_commands[] = {
        out(prometheus_text(c.spool));
        return 0;
      }},
+    {"cluster", "share work with other spools through NATS JetStream", false, nullptr, nullptr},
+    {"cluster join", "join this spool to a NATS JetStream cluster (creates its stream if missing)", true,
+     [](CLI::App& c, Args& a) {
+       c.add_option("servers", a.servers, "the NATS servers, nats://host:4222 (several: comma-separated)")
+           ->required()
+           ->type_name("URL[,URL...]");
+       c.add_option("--stream", a.stream, "the JetStream stream of the jobs (default QUEUECTL)")->type_name("NAME");
+       c.add_option("--creds", a.creds, "a NATS credentials file")->type_name("FILE");
+     },
+     nullptr, nullptr, [](const Args&) { return true; }},
+    {"cluster leave", "forget the cluster (its stream and jobs stay)", true, nullptr, nullptr, nullptr,
+     [](const Args&) { return true; }},
+    {"cluster status", "servers reached, jobs waiting in the stream, jobs per state and host", false,
+     [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); }, nullptr, nullptr,
+     [](const Args&) { return true; }},
     {"serve", "serve the REST API, /metrics and the web dashboard", false,
      [](CLI::App& c, Args& a) {
        c.add_option("--listen", a.listen,
@@ -426,7 +433,7 @@ const Command k_commands[] = {
        c.add_option("--token-file", a.token_file, "require the token in this file for every request")
            ->type_name("FILE");
      },
-     [](Call& c) { return c.serve(c.spool.root(), c.a.listen, c.a.token_file, c.argc, c.argv); }},
+     [](Call& c) { return c.helpers.serve(c.spool.root(), c.a.listen, c.a.token_file, c.argc, c.argv); }},
 };
 
 } // namespace

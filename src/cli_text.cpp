@@ -1,8 +1,11 @@
 #include "queuectl/cli_text.hpp"
 
 #include "queuectl/config.hpp"
+#include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -117,6 +120,47 @@ std::string worker_table(const Json& workers) {
   for (const Json& w : workers) {
     text += fmt::format("{:<8} {:<11} {:<28} {}\n", w["pid"].get<int>(), w["supervisor"].get<int>(),
                         w["since"].get<std::string>(), w["job"].is_string() ? w["job"].get<std::string>() : "-");
+  }
+  return text;
+}
+
+void out(std::string_view s) {
+  sys::write_all(STDOUT_FILENO, s, "standard output");
+}
+
+void out_json(const Json& j) {
+  out(j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+void out_ids(const JobIds& ids) {
+  std::string text;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    text += ids[i];
+    text += '\n';
+    if (text.size() >= 65536 || i + 1 == ids.size()) {
+      out(text);
+      text.clear();
+    }
+  }
+}
+
+std::string cluster_lines(const Json& st) {
+  std::string text = fmt::format("connected to {} ({} server{} known)\n", st.value("connected", ""),
+                                 st["servers"].size(), st["servers"].size() == 1 ? "" : "s");
+  const Json& sj = st["stream"];
+  text += fmt::format("stream {}: {} job{} waiting, {} replica{}\n", sj.value("name", ""), sj.value("waiting", 0),
+                      sj.value("waiting", 0) == 1 ? "" : "s", sj.value("replicas", 0),
+                      sj.value("replicas", 0) == 1 ? "" : "s");
+  const auto counts = [](const Json& by_state) {
+    std::string line;
+    for (const auto& [state, n] : by_state.items()) {
+      line += fmt::format("{}{} {}", line.empty() ? "" : ", ", n.get<std::int64_t>(), state);
+    }
+    return line.empty() ? std::string("none") : line;
+  };
+  text += fmt::format("jobs: {}\n", counts(st["jobs"]));
+  for (const auto& [host, by_state] : st["hosts"].items()) {
+    text += fmt::format("  {}: {}\n", host, counts(by_state));
   }
   return text;
 }

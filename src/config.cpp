@@ -194,6 +194,43 @@ void Config::set_queue(const std::string& name, const QueueSettings& q) {
   all[name] = std::move(v);
 }
 
+std::optional<ClusterSettings> Config::cluster() const {
+  const auto c = m_values.find("cluster");
+  if (c == m_values.end() || !c->is_object()) {
+    return std::nullopt;
+  }
+  ClusterSettings out;
+  if (const auto s = c->find("servers"); s != c->end() && s->is_array()) {
+    for (const Json& url : *s) {
+      if (url.is_string() && !url.get<std::string>().empty()) {
+        out.servers.push_back(url.get<std::string>());
+      }
+    }
+  }
+  if (out.servers.empty()) {
+    return std::nullopt;
+  }
+  if (const auto s = c->find("stream"); s != c->end() && s->is_string() && !s->get<std::string>().empty()) {
+    out.stream = s->get<std::string>();
+  }
+  if (const auto f = c->find("creds"); f != c->end() && f->is_string()) {
+    out.creds = f->get<std::string>();
+  }
+  return out;
+}
+
+void Config::set_cluster(const std::optional<ClusterSettings>& c) {
+  if (!c) {
+    m_values.erase("cluster");
+    return;
+  }
+  Json v = {{"servers", c->servers}, {"stream", c->stream}};
+  if (c->creds) {
+    v["creds"] = *c->creds;
+  }
+  m_values["cluster"] = std::move(v);
+}
+
 JobDefaults Config::job_defaults() const {
   JobDefaults d;
   d.max_retries = get("max-retries").get<std::int64_t>();

@@ -1,5 +1,5 @@
 #include "queuectl/cli.hpp"
 
 int main(int argc, char** argv) {
-  return queuectl::cli::run(argc, argv, queuectl::cli::exec_serve_helper);
+  return queuectl::cli::run(argc, argv, queuectl::cli::exec_helpers());
 }

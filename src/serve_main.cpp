@@ -4,8 +4,8 @@
 #include "queuectl/server.hpp"
 
 int main(int argc, char** argv) {
-  return queuectl::cli::run(argc, argv,
-                            [](const std::filesystem::path& spool, const std::string& listen,
-                               const std::string& token_file, int,
-                               char**) { return queuectl::serve_command(spool, listen, token_file); });
+  queuectl::cli::Helpers h = queuectl::cli::exec_helpers();
+  h.serve = [](const std::filesystem::path& spool, const std::string& listen, const std::string& token_file, int,
+               char**) { return queuectl::serve_command(spool, listen, token_file); };
+  return queuectl::cli::run(argc, argv, h);
 }

@@ -39,18 +39,22 @@ struct Args {
   std::optional<std::int64_t> concurrency;
   bool unset_concurrency = false;
   std::optional<double> wait_timeout;
-  bool wait = false; // enqueue --wait
+  bool wait = false;                        // enqueue --wait
+  bool cluster = false;                     // enqueue, wait, show --cluster
+  std::string servers;                      // cluster join URL[,URL...]
+  std::optional<std::string> stream, creds; // cluster join
 };
 
 struct Call {
   Args& a;
   Spool& spool;
-  const ServeFn& serve;
+  const Helpers& helpers;
   int argc;
   char** argv;
 };
 
-// One row of the table. A row without `run` is a group (`dlq`, `config`, `worker`).
+// One row of the table. A row without `run` or `clustered` is a group (`dlq`, `config`,
+// `worker`).
 struct Command {
   const char* path; // the words, "dlq retry"
   const char* help;
@@ -58,6 +62,8 @@ struct Command {
   void (*options)(CLI::App&, Args&);
   int (*run)(Call&);
   void (*check)(Args&, bool new_spool) = nullptr; // bad usage found without a spool
+  // Carried out by the cluster's helper when this says so (see ClusterFn).
+  bool (*clustered)(const Args&) = nullptr;
 };
 
 // The rows, parents before their children.

@@ -2,6 +2,7 @@
 // commands' own JSON, printed as it is).
 #pragma once
 
+#include "queuectl/enqueue.hpp"
 #include "queuectl/job.hpp"
 #include "queuectl/spool.hpp"
 
@@ -11,6 +12,17 @@
 #include <vector>
 
 namespace queuectl::cli {
+
+// Writes to standard output (an error there is an error of the command).
+void out(std::string_view s);
+// JSON as the --json forms print it: indented, invalid UTF-8 replaced.
+void out_json(const Json& j);
+// The ids of an enqueue, one a line, written 64 KiB at a time: a million ids need not
+// be in memory twice.
+void out_ids(const JobIds& ids);
+
+// `cluster status`: the servers, the stream, and the jobs per state and per host.
+std::string cluster_lines(const Json& status);
 
 // The job table of `list` and `dlq list`: ID, STATE, PRI, TRIES, CREATED, COMMAND / LAST
 // ERROR, and QUEUE when a job is in a queue other than "default"; a damaged or foreign

@@ -21,6 +21,15 @@ struct QueueSettings {
   bool operator==(const QueueSettings&) const = default;
 };
 
+// The NATS JetStream cluster a spool has joined (SPEC section 8), kept in config.json
+// under "cluster".
+struct ClusterSettings {
+  std::vector<std::string> servers; // nats://host:port, at least one
+  std::string stream = "QUEUECTL";
+  std::optional<std::string> creds; // a NATS credentials file
+  bool operator==(const ClusterSettings&) const = default;
+};
+
 class Config {
 public:
   // The known keys, with dashes, in the order `config list` prints them.
@@ -47,6 +56,10 @@ public:
   QueueSettings queue(const std::string& name) const;
   // Stores a queue's settings; the defaults remove its entry.
   void set_queue(const std::string& name, const QueueSettings& s);
+
+  // The cluster joined, if any; an entry that is not valid counts as none.
+  std::optional<ClusterSettings> cluster() const;
+  void set_cluster(const std::optional<ClusterSettings>& c);
 
   JobDefaults job_defaults() const;
   double backoff_base() const;

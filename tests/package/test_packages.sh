@@ -50,10 +50,13 @@ RPM=$(ls "$P"/queuectl-*.rpm)
 # lintian: no errors.
 lintian --fail-on error --tag-display-limit 0 "$DEB" >"$T/lintian.log" 2>&1 || { cat "$T/lintian.log"; fail "lintian reported errors"; }
 dpkg-deb -f "$DEB" Depends | grep -q libc6 || fail "Depends lacks libc6: $(dpkg-deb -f "$DEB" Depends)"
+dpkg-deb -f "$DEB" Depends | grep -q libnats || fail "Depends lacks libnats: $(dpkg-deb -f "$DEB" Depends)"
+dpkg-deb -f "$DEB" Recommends | grep -q nats-server || fail "Recommends lacks nats-server: $(dpkg-deb -f "$DEB" Recommends)"
 
 # The rpm lists the binary, every man page and the units.
 rpm -qpl "$RPM" >"$T/rpm-files"
-for f in /usr/bin/queuectl /usr/libexec/queuectl/queuectl-serve /usr/share/man/man1/queuectl.1.gz /usr/share/man/man1/queuectl-worker.1.gz \
+for f in /usr/bin/queuectl /usr/libexec/queuectl/queuectl-serve /usr/libexec/queuectl/queuectl-cluster \
+  /usr/share/man/man1/queuectl.1.gz /usr/share/man/man1/queuectl-cluster.1.gz /usr/share/man/man1/queuectl-worker.1.gz \
   /usr/share/man/man5/queuectl-spool.5.gz /usr/lib/systemd/system/queuectl.service \
   /usr/lib/systemd/system/queuectl@.service /usr/lib/systemd/user/queuectl.service \
   /usr/lib/sysusers.d/queuectl.conf /usr/lib/tmpfiles.d/queuectl.conf; do
@@ -65,6 +68,10 @@ done
 dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i"; }
 [ "$(queuectl --version)" = "queuectl 0.1.0" ] || fail "queuectl --version: $(queuectl --version)"
 man -w queuectl >/dev/null || fail "man -w queuectl"
+# The installed queuectl finds its cluster helper in libexec.
+queuectl --spool "$T/cl" config set max-retries 3 >/dev/null
+out=$(queuectl --spool "$T/cl" cluster status 2>&1) && fail "cluster status on an unjoined spool exited 0"
+case "$out" in *"has joined no cluster"*) ;; *) fail "the installed queuectl cannot run queuectl-cluster: $out" ;; esac
 man -w 5 queuectl-spool >/dev/null || fail "man -w 5 queuectl-spool"
 getent passwd queuectl >/dev/null || fail "no user queuectl"
 [ "$(getent passwd queuectl | cut -d: -f7)" = /usr/sbin/nologin ] || fail "queuectl has a login shell"

@@ -1,0 +1,46 @@
+// cluster: spools that share work through NATS JetStream (SPEC section 8). Linked only
+// into queuectl-cluster, so that the main binary never loads libnats and OpenSSL.
+#pragma once
+
+#include "queuectl/commands.hpp"
+#include "queuectl/config.hpp"
+#include "queuectl/enqueue.hpp"
+#include "queuectl/job.hpp"
+#include "queuectl/spool.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace queuectl::cluster {
+
+// The key-value bucket of the jobs' last known records.
+inline constexpr const char* k_jobs_bucket = "QUEUECTL_JOBS";
+// A job of queue Q is published on "queuectl.jobs.Q".
+inline constexpr const char* k_jobs_subject = "queuectl.jobs.";
+
+struct JoinArgs {
+  std::string servers; // URL[,URL...]
+  std::optional<std::string> stream, creds;
+};
+
+// The settings `cluster join` stores: the URLs (nats:// added where no scheme is given),
+// the stream name, the credentials file made absolute. Error(usage) naming what is wrong.
+ClusterSettings parse_join(const JoinArgs& a);
+
+// `cluster join`: reaches the servers, creates the stream and the bucket where missing,
+// and stores the settings in config.json. Returns what `cluster status` would.
+Json join(Spool& spool, const ClusterSettings& s);
+// `cluster leave`: forgets the settings (the stream and its jobs stay). False if the
+// spool had joined none.
+bool leave(Spool& spool);
+// `cluster status --json`: {"servers":[...],"connected":URL,"stream":{...},
+// "jobs":{STATE:N},"hosts":{HOST:{STATE:N}}}.
+Json status(const Spool& spool);
+
+// `enqueue --cluster`: every job built and checked as a local enqueue would, then
+// published (message id = job id) and stored by JetStream before this returns. The ids
+// in input order.
+JobIds enqueue(const Spool& spool, const cmd::EnqueueRequest& r);
+
+} // namespace queuectl::cluster

@@ -1,0 +1,92 @@
+# cluster join, status and leave, and enqueue --cluster, against a real nats-server with
+# JetStream (SPEC section 8); the main binary never loads libnats.
+. "$QUEUECTL_TEST_LIB"
+if ! command -v nats-server >/dev/null; then
+  echo "skipped: no nats-server (apt-get install nats-server)"
+  exit 77
+fi
+HELPER="$(dirname "$QUEUECTL")/queuectl-cluster"
+
+# The plain CLI does not load the NATS client (nor OpenSSL through it); the helper does.
+# (A name of libnats's API is in a binary that links it, statically or not.)
+grep -q natsConnection_Connect "$QUEUECTL" && fail "queuectl contains the NATS client"
+ldd "$QUEUECTL" 2>/dev/null | grep -q 'libnats\|libssl' && fail "queuectl loads libnats or OpenSSL"
+grep -q natsConnection_Connect "$HELPER" || fail "queuectl-cluster lacks the NATS client"
+
+NATS=""
+ON_EXIT='[ -n "$NATS" ] && kill -9 "$NATS" 2>/dev/null'
+start_nats() { # [port]: a JetStream server on loopback, its store in $T/nats
+  nats-server -js -a 127.0.0.1 -p "${1:--1}" -sd "$T/nats" >"$T/nats.log" 2>&1 &
+  NATS=$!
+  wait_until 10 grep -q "Listening for client connections on" "$T/nats.log"
+  wait_until 10 grep -q "Server is ready" "$T/nats.log"
+  PORT=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/nats.log" | head -1)
+}
+waiting() { q cluster status --json | json "j['stream']['waiting']"; }
+
+new_spool
+expect 1 q cluster status
+assert_one_error_line
+assert_contains "$ERR" "has joined no cluster: run 'queuectl cluster join URL' first"
+expect 2 q cluster join ''
+assert_one_error_line
+expect 2 q cluster join 127.0.0.1:4222 --stream 'bad.name'
+assert_one_error_line
+
+start_nats
+expect 0 q cluster join "127.0.0.1:$PORT"
+assert_contains "$OUT" "stream QUEUECTL"
+assert_eq "$(json "j['cluster']['servers']" <"$S/config.json")" "['nats://127.0.0.1:$PORT']"
+run q cluster status --json
+assert_eq "$RC" 0
+assert_eq "$(printf '%s' "$OUT" | json "(j['stream']['name'], j['stream']['waiting'], j['stream']['replicas'])")" \
+  "('QUEUECTL', 0, 1)"
+expect 0 q cluster join "127.0.0.1:$PORT" # again: the stream is there already
+
+# Every form of enqueue publishes instead of writing pending/.
+expect 0 q enqueue --cluster --id c1 --command 'echo one'
+assert_eq "$OUT" c1
+expect 0 q enqueue --cluster '{"command":"echo two","queue":"builds"}'
+printf '%s\n' '{"id":"l1","command":"true"}' '' '{"command":"true","priority":5}' '{"id":"l3","command":"true"}' |
+  q enqueue --cluster - >"$T/ids"
+assert_eq "$(wc -l <"$T/ids")" 3 "ids printed for three lines"
+assert_eq "$(sed -n 1p "$T/ids")" l1
+assert_eq "$(waiting)" 5 "jobs waiting in the stream"
+assert_eq "$(q status --json | json "j['pending']")" 0 "local pending jobs"
+# A repeated id is dropped by the server: publishing again is safe.
+expect 0 q enqueue --cluster --id c1 --command 'echo one'
+assert_eq "$(waiting)" 5 "jobs waiting after a repeated id"
+
+# Bad input: one line, exit 2, nothing published.
+printf '%s\n' '{"command":"true"}' '{"command":' >"$T/bad"
+expect 2 q enqueue --cluster - <"$T/bad"
+assert_one_error_line
+assert_contains "$ERR" "line 2"
+expect 2 q enqueue --cluster --command true --after c1
+assert_one_error_line
+expect 2 q enqueue --cluster --command true --wait
+assert_one_error_line
+assert_eq "$(waiting)" 5 "jobs waiting after bad input"
+run q cluster status
+assert_contains "$OUT" "stream QUEUECTL: 5 jobs waiting"
+
+# The server gone: one clear line, exit 1; the local spool goes on.
+kill -9 "$NATS"
+wait "$NATS" 2>/dev/null || true
+NATS=""
+expect 1 q enqueue --cluster --command true
+assert_one_error_line
+assert_contains "$ERR" "cannot reach the NATS servers nats://127.0.0.1:$PORT"
+expect 0 q enqueue --id local1 --command true
+assert_eq "$(state_of local1)" pending
+
+# The server back, on its store: what was published is still there.
+start_nats "$PORT"
+assert_eq "$(waiting)" 5 "jobs waiting after a restart of the server"
+
+expect 0 q cluster leave
+assert_contains "$OUT" "left the cluster"
+assert_eq "$(json "'cluster' in j" <"$S/config.json")" False
+expect 1 q enqueue --cluster --command true
+assert_contains "$ERR" "has joined no cluster"
+echo "ok"
