@@ -387,4 +387,8 @@ JobIds enqueue(const Spool& spool, const cmd::EnqueueRequest& r) {
   return ids;
 }
 
+void close_library() {
+  nats_CloseAndWait(2000);
+}
+
 } // namespace queuectl::cluster

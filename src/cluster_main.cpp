@@ -55,5 +55,7 @@ int run_cluster(const std::string& command, Args& a, char**) {
 int main(int argc, char** argv) {
   queuectl::cli::Helpers h = queuectl::cli::exec_helpers();
   h.cluster = queuectl::cli::run_cluster;
-  return queuectl::cli::run(argc, argv, h);
+  const int rc = queuectl::cli::run(argc, argv, h);
+  queuectl::cluster::close_library();
+  return rc;
 }

@@ -43,4 +43,7 @@ Json status(const Spool& spool);
 // in input order.
 JobIds enqueue(const Spool& spool, const cmd::EnqueueRequest& r);
 
+// Lets libnats release what it keeps for the process (threads, buffers), before exit.
+void close_library();
+
 } // namespace queuectl::cluster
