@@ -130,27 +130,26 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app, const A
   return fmt::format("{} ({})", msg.empty() ? e.get_name() : msg, hint);
 }
 
+// Runs the same command line in helper `name`: beside this executable in the build
+// tree, else at `installed` (relative to it). `needs` says what needs it, verb included.
+[[noreturn]] void exec_helper(const char* name, const char* installed, const char* needs, char** argv) {
+  const std::filesystem::path dir = sys::self_exe().parent_path();
+  for (const auto& helper : {dir / name, dir / installed}) {
+    if (sys::is_executable(helper)) {
+      sys::exec(helper, argv);
+    }
+  }
+  fail(fmt::format("{} '{}', which is not installed", needs, (dir / installed).lexically_normal().string()));
+}
+
 } // namespace
 
 int exec_serve_helper(const std::filesystem::path&, const std::string&, const std::string&, int, char** argv) {
-  const std::filesystem::path dir = sys::self_exe().parent_path();
-  for (const auto& helper : {dir / "queuectl-serve" /* the build tree */, dir / k_serve_helper /* installed */}) {
-    if (sys::is_executable(helper)) {
-      sys::exec(helper, argv);
-    }
-  }
-  fail(fmt::format("'serve' needs '{}', which is not installed", (dir / k_serve_helper).lexically_normal().string()));
+  exec_helper("queuectl-serve", k_serve_helper, "'serve' needs", argv);
 }
 
 int exec_cluster_helper(const std::string&, Args&, char** argv) {
-  const std::filesystem::path dir = sys::self_exe().parent_path();
-  for (const auto& helper : {dir / "queuectl-cluster" /* the build tree */, dir / k_cluster_helper /* installed */}) {
-    if (sys::is_executable(helper)) {
-      sys::exec(helper, argv);
-    }
-  }
-  fail(fmt::format("the cluster's commands need '{}', which is not installed",
-                   (dir / k_cluster_helper).lexically_normal().string()));
+  exec_helper("queuectl-cluster", k_cluster_helper, "the cluster's commands need", argv);
 }
 
 Helpers exec_helpers() {
