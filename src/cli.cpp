@@ -4,6 +4,7 @@
 
 #include "queuectl/cli_commands.hpp"
 #include "queuectl/error.hpp"
+#include "queuectl/helpers.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/version.hpp"
 
@@ -133,13 +134,10 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app, const A
 // Runs the same command line in helper `name`: beside this executable in the build
 // tree, else at `installed` (relative to it). `needs` says what needs it, verb included.
 [[noreturn]] void exec_helper(const char* name, const char* installed, const char* needs, char** argv) {
-  const std::filesystem::path dir = sys::self_exe().parent_path();
-  for (const auto& helper : {dir / name, dir / installed}) {
-    if (sys::is_executable(helper)) {
-      sys::exec(helper, argv);
-    }
+  if (const auto helper = find_helper(name, installed)) {
+    sys::exec(*helper, argv);
   }
-  fail(fmt::format("{} '{}', which is not installed", needs, (dir / installed).lexically_normal().string()));
+  fail(fmt::format("{} '{}', which is not installed", needs, installed_helper(installed).string()));
 }
 
 } // namespace

@@ -55,14 +55,6 @@ std::optional<JobState> state_of(const std::string& s, bool finished_only) {
   return st;
 }
 
-void check_ids(const std::vector<std::string>& ids) {
-  for (const std::string& id : ids) {
-    if (!valid_id(id)) {
-      bad_usage(fmt::format("invalid job id '{}': {}", id, k_id_rule));
-    }
-  }
-}
-
 void enqueue_options(CLI::App& c, Args& a) {
   c.add_option("json", a.enq.json, "the job as a JSON object, or - to read one object per line from stdin")
       ->type_name("JSON|-");
@@ -122,11 +114,7 @@ int wait_and_say(const Spool& spool, const std::vector<std::string>& ids, std::o
   std::vector<std::string> unfinished;
   const int rc = cmd::wait_jobs(spool, ids, timeout, &unfinished);
   if (rc == 124) {
-    std::string names;
-    for (const std::string& id : unfinished) {
-      names += (names.empty() ? "" : ", ") + id;
-    }
-    fmt::print(stderr, "queuectl: timed out after {} s; not finished: {}\n", format_value(Json(*timeout)), names);
+    say_unfinished(*timeout, unfinished);
   }
   return rc;
 }
@@ -194,12 +182,13 @@ const Command k_commands[] = {
      [](CLI::App& c, Args& a) {
        id_option(c, a);
        json_flag(c, a, "print JSON (the default; accepted for scripts)");
+       c.add_flag("--cluster", a.cluster, "print the job's last known record in the cluster, and the host that ran it");
      },
      [](Call& c) {
        out_json(cmd::show(c.spool, c.a.id));
        return 0;
      },
-     [](Args& a, bool) { check_ids({a.id}); }},
+     [](Args& a, bool) { check_ids({a.id}); }, [](const Args& a) { return a.cluster; }},
     {"logs", "print a job's output log", false,
      [](CLI::App& c, Args& a) {
        id_option(c, a);
@@ -231,8 +220,10 @@ const Command k_commands[] = {
        c.add_option("--timeout", a.wait_timeout, "give up after SEC seconds (exit 124)")
            ->type_name("SEC")
            ->check(k_seconds);
+       c.add_flag("--cluster", a.cluster, "wait for jobs that run on any host of the cluster");
      },
-     [](Call& c) { return wait_and_say(c.spool, c.a.ids, c.a.wait_timeout); }, [](Args& a, bool) { check_ids(a.ids); }},
+     [](Call& c) { return wait_and_say(c.spool, c.a.ids, c.a.wait_timeout); }, [](Args& a, bool) { check_ids(a.ids); },
+     [](const Args& a) { return a.cluster; }},
     {"purge", "delete completed or dead jobs with their logs", false,
      [](CLI::App& c, Args& a) {
        c.add_option("--state", a.state, "completed (or done) or dead")->required()->type_name("STATE");

@@ -1,6 +1,7 @@
 #include "queuectl/cli_text.hpp"
 
 #include "queuectl/config.hpp"
+#include "queuectl/error.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -163,6 +164,22 @@ std::string cluster_lines(const Json& st) {
     text += fmt::format("  {}: {}\n", host, counts(by_state));
   }
   return text;
+}
+
+void check_ids(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    if (!valid_id(id)) {
+      bad_usage(fmt::format("invalid job id '{}': {}", id, k_id_rule));
+    }
+  }
+}
+
+void say_unfinished(double timeout, const std::vector<std::string>& unfinished) {
+  std::string names;
+  for (const std::string& id : unfinished) {
+    names += (names.empty() ? "" : ", ") + id;
+  }
+  fmt::print(stderr, "queuectl: timed out after {} s; not finished: {}\n", format_value(Json(timeout)), names);
 }
 
 } // namespace queuectl::cli

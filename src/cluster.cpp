@@ -1,11 +1,16 @@
 #include "queuectl/cluster.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/json_text.hpp"
+#include "queuectl/nats_link.hpp"
 
 #include <fmt/format.h>
-#include <nats/nats.h>
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -17,104 +22,7 @@ namespace queuectl::cluster {
 
 namespace {
 
-// How long a command waits for the servers: a cluster that does not answer in this
-// time is down for a command line (the intake retries on its own schedule).
-constexpr int k_connect_timeout_ms = 2000;
-constexpr int k_request_timeout_ms = 5000;
 constexpr int k_publish_timeout_ms = 30000;
-
-// What went wrong, in libnats's words: its last error text when it has one.
-std::string nats_text(natsStatus s) {
-  const char* last = nats_GetLastError(nullptr);
-  return last && *last ? last : natsStatus_GetText(s);
-}
-
-std::string servers_text(const ClusterSettings& c) {
-  std::string out;
-  for (const std::string& url : c.servers) {
-    out += (out.empty() ? "" : ",") + url;
-  }
-  return out;
-}
-
-template <class T, void (*Destroy)(T*)> struct Owned {
-  T* p = nullptr;
-  Owned() = default;
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() {
-    if (p) {
-      Destroy(p);
-    }
-  }
-};
-
-// A connection to the cluster and its JetStream context; throws Error (exit 1) saying
-// which servers could not be reached.
-class Link {
-public:
-  explicit Link(const ClusterSettings& c, const jsOptions* js_options = nullptr) {
-    Owned<natsOptions, natsOptions_Destroy> opts;
-    std::vector<const char*> urls;
-    for (const std::string& u : c.servers) {
-      urls.push_back(u.c_str());
-    }
-    natsStatus s = natsOptions_Create(&opts.p);
-    if (s == NATS_OK) {
-      s = natsOptions_SetServers(opts.p, urls.data(), static_cast<int>(urls.size()));
-    }
-    if (s == NATS_OK) {
-      s = natsOptions_SetTimeout(opts.p, k_connect_timeout_ms);
-    }
-    if (s == NATS_OK) {
-      s = natsOptions_SetMaxReconnect(opts.p, 2);
-    }
-    if (s == NATS_OK && c.creds) {
-      s = natsOptions_SetUserCredentialsFromFiles(opts.p, c.creds->c_str(), nullptr);
-    }
-    if (s == NATS_OK) {
-      s = natsConnection_Connect(&m_nc.p, opts.p);
-    }
-    if (s != NATS_OK) {
-      fail(fmt::format("cannot reach the NATS servers {}: {} (is nats-server running there? see queuectl-cluster(1))",
-                       servers_text(c), nats_text(s)));
-    }
-    jsOptions o;
-    jsOptions_Init(&o);
-    if (js_options) {
-      o = *js_options;
-    }
-    o.Wait = k_request_timeout_ms;
-    if ((s = natsConnection_JetStream(&m_js.p, m_nc.p, &o)) != NATS_OK) {
-      fail(fmt::format("cannot use JetStream on {}: {}", servers_text(c), nats_text(s)));
-    }
-  }
-  natsConnection* nc() const { return m_nc.p; }
-  jsCtx* js() const { return m_js.p; }
-  // The servers this client knows of: those given and those the cluster told of.
-  std::vector<std::string> servers() const {
-    char** list = nullptr;
-    int n = 0;
-    std::vector<std::string> out;
-    if (natsConnection_GetServers(m_nc.p, &list, &n) == NATS_OK) {
-      for (int i = 0; i < n; ++i) {
-        out.emplace_back(list[i]);
-        free(list[i]); // NOLINT(cppcoreguidelines-no-malloc): libnats's allocation
-      }
-      free(list); // NOLINT(cppcoreguidelines-no-malloc)
-    }
-    return out;
-  }
-  std::string connected() const {
-    char buf[256] = "";
-    natsConnection_GetConnectedUrl(m_nc.p, buf, sizeof buf);
-    return buf;
-  }
-
-private:
-  Owned<natsConnection, natsConnection_Destroy> m_nc;
-  Owned<jsCtx, jsCtx_Destroy> m_js;
-};
 
 bool valid_stream_name(const std::string& s) {
   return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -385,6 +293,159 @@ JobIds enqueue(const Spool& spool, const cmd::EnqueueRequest& r) {
                      failures.count > 0 ? failures.first : nats_text(s)));
   }
   return ids;
+}
+
+std::string host_name(const Spool& spool) {
+  char name[256] = "";
+  if (::gethostname(name, sizeof name - 1) != 0 || !*name) {
+    std::snprintf(name, sizeof name, "localhost");
+  }
+  return fmt::format("{}:{}", name, spool.root().string());
+}
+
+Json record_of(const Job& job, const std::string& host) {
+  Json r = Json::object();
+  const Json& j = job.json();
+  for (const char* k : {"id", "state"}) {
+    if (const auto it = j.find(k); it != j.end()) {
+      r[k] = *it;
+    }
+  }
+  r["host"] = host;
+  for (const char* k : {"queue", "command", "attempts", "max_retries", "exit_code", "last_error", "created_at",
+                        "updated_at", "next_run_at"}) {
+    if (const auto it = j.find(k); it != j.end()) {
+      r[k] = *it;
+    }
+  }
+  if (!r.contains("queue")) {
+    r["queue"] = k_default_queue;
+  }
+  return r;
+}
+
+bool final_record(const Json& record) {
+  const std::string state = record.value("state", "");
+  return state == state_name(JobState::completed) || state == state_name(JobState::dead);
+}
+
+namespace {
+
+// The record of `id` in the bucket; nullopt when there is none.
+std::optional<Json> get_record(kvStore* kv, const std::string& id) {
+  kvEntry* e = nullptr;
+  if (kvStore_Get(&e, kv, id.c_str()) != NATS_OK) {
+    return std::nullopt;
+  }
+  std::string why;
+  auto rec = parse_json_text(kvEntry_ValueString(e), why);
+  kvEntry_Destroy(e);
+  if (!rec || !rec->is_object()) {
+    return std::nullopt;
+  }
+  return rec;
+}
+
+kvStore* open_bucket(const Link& link) {
+  kvStore* kv = nullptr;
+  if (const natsStatus s = js_KeyValue(&kv, link.js(), k_jobs_bucket); s != NATS_OK) {
+    fail(fmt::format("cannot open the key-value bucket {}: {} (has a host run 'queuectl cluster join'?)", k_jobs_bucket,
+                     nats_text(s)));
+  }
+  return kv;
+}
+
+} // namespace
+
+Json show(const Spool& spool, const std::string& id) {
+  const ClusterSettings c = joined(spool);
+  Link link(c);
+  Owned<kvStore, kvStore_Destroy> kv;
+  kv.p = open_bucket(link);
+  auto rec = get_record(kv.p, id);
+  if (!rec) {
+    fail(fmt::format("no host has taken job {}: it is unknown, or still waits in the stream {}", id, c.stream));
+  }
+  return *rec;
+}
+
+int wait(const Spool& spool, const std::vector<std::string>& ids, std::optional<double> timeout,
+         std::vector<std::string>* unfinished) {
+  const ClusterSettings c = joined(spool);
+  Link link(c);
+  Owned<kvStore, kvStore_Destroy> kv;
+  kv.p = open_bucket(link);
+  // The events are subscribed to before the records are read: a change in between is
+  // still heard. libnats may call the handler until the library is closed at the
+  // process's exit, so what it writes to lives as long as the process.
+  struct Heard {
+    std::mutex m;
+    std::condition_variable cv;
+    std::map<std::string, Json> records;
+  };
+  static Heard heard;
+  std::vector<std::unique_ptr<Owned<natsSubscription, natsSubscription_Destroy>>> subs;
+  for (const std::string& id : ids) {
+    auto sub = std::make_unique<Owned<natsSubscription, natsSubscription_Destroy>>();
+    const std::string subject = k_events_subject + id;
+    const natsStatus s = natsConnection_Subscribe(
+        &sub->p, link.nc(), subject.c_str(),
+        [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+          auto* h = static_cast<Heard*>(closure);
+          std::string why;
+          const std::string_view data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+          if (auto rec = parse_json_text(data, why); rec && rec->is_object() && rec->contains("id")) {
+            const std::lock_guard<std::mutex> g(h->m);
+            h->records[rec->value("id", "")] = *rec;
+            h->cv.notify_all();
+          }
+          natsMsg_Destroy(msg);
+        },
+        &heard);
+    if (s != NATS_OK) {
+      fail(fmt::format("cannot subscribe to {}: {}", subject, nats_text(s)));
+    }
+    subs.push_back(std::move(sub));
+  }
+  if (const natsStatus s = natsConnection_Flush(link.nc()); s != NATS_OK) {
+    fail(fmt::format("cannot reach the NATS servers {}: {}", servers_text(c), nats_text(s)));
+  }
+  for (const std::string& id : ids) {
+    if (auto rec = get_record(kv.p, id)) {
+      const std::lock_guard<std::mutex> g(heard.m);
+      heard.records.try_emplace(id, std::move(*rec)); // an event heard already is newer
+    }
+  }
+  const auto all_final = [&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      const auto it = heard.records.find(id);
+      return it != heard.records.end() && final_record(it->second);
+    });
+  };
+  std::unique_lock<std::mutex> g(heard.m);
+  if (timeout) {
+    if (!heard.cv.wait_for(g, std::chrono::duration<double>(*timeout), all_final)) {
+      for (const std::string& id : ids) {
+        const auto it = heard.records.find(id);
+        if (it == heard.records.end() || !final_record(it->second)) {
+          unfinished->push_back(id);
+        }
+      }
+      return 124;
+    }
+  } else {
+    heard.cv.wait(g, all_final);
+  }
+  for (const std::string& id : ids) {
+    const Json& r = heard.records[id];
+    if (r.value("state", "") == state_name(JobState::dead)) {
+      const auto code = r.find("exit_code");
+      return code != r.end() && code->is_number_integer() && code->get<int>() >= 1 && code->get<int>() <= 255
+                 ? code->get<int>()
+                 : 1;
+    }
+  }
+  return 0;
 }
 
 void close_library() {

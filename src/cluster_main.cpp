@@ -6,6 +6,7 @@
 #include "queuectl/cli_text.hpp"
 #include "queuectl/cluster.hpp"
 #include "queuectl/error.hpp"
+#include "queuectl/intake.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -46,6 +47,22 @@ int run_cluster(const std::string& command, Args& a, char**) {
     out_ids(cluster::enqueue(spool, *a.enq_checked));
     return 0;
   }
+  if (command == "show") {
+    check_ids({a.id});
+    const Spool spool = Spool::open_existing(root);
+    out_json(cluster::show(spool, a.id));
+    return 0;
+  }
+  if (command == "wait") {
+    check_ids(a.ids);
+    const Spool spool = Spool::open_existing(root);
+    std::vector<std::string> unfinished;
+    const int rc = cluster::wait(spool, a.ids, a.wait_timeout, &unfinished);
+    if (rc == 124) {
+      say_unfinished(*a.wait_timeout, unfinished);
+    }
+    return rc;
+  }
   fail(fmt::format("'{}' is not a command of the cluster", command));
 }
 
@@ -53,6 +70,13 @@ int run_cluster(const std::string& command, Args& a, char**) {
 } // namespace queuectl::cli
 
 int main(int argc, char** argv) {
+  // `worker start` runs the intake as "queuectl-cluster --intake SPOOL" (not a command
+  // of the CLI: its parent is the supervisor).
+  if (argc == 3 && std::string_view(argv[1]) == "--intake") {
+    const int rc = queuectl::cluster::run_intake(argv[2]);
+    queuectl::cluster::close_library();
+    return rc;
+  }
   queuectl::cli::Helpers h = queuectl::cli::exec_helpers();
   h.cluster = queuectl::cli::run_cluster;
   const int rc = queuectl::cli::run(argc, argv, h);

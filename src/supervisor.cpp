@@ -1,11 +1,13 @@
 #include "queuectl/supervisor.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/helpers.hpp"
 #include "queuectl/job_index.hpp"
 #include "queuectl/registry.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
+#include "queuectl/version.hpp"
 #include "queuectl/watch.hpp"
 #include "queuectl/worker.hpp"
 
@@ -46,6 +48,8 @@ public:
 
 private:
   pid_t spawn_worker(int ready_fd, bool handed = false);
+  void start_intake();
+  int intake_timeout() const;
   void hand_over_scan(std::vector<Fd>& ready);
   void reap();
   void stop_workers(int sig);
@@ -62,7 +66,49 @@ private:
   Fd m_ready_fd;                         // the caller's readiness pipe; workers must not inherit it
   std::optional<IndexHandOver> m_handed; // for the first workers (see hand_over_scan)
   Fd m_go;                               // its pipe's write end: closed once the scan is written
+  pid_t m_intake = 0;                    // the cluster's intake (SPEC section 8), when the spool joined one
+  Micros m_intake_due = 0;               // (monotonic) when to start it again after it exited
 };
+
+// The intake runs in queuectl-cluster, which links the NATS client that this binary
+// never loads. It dies with us.
+void Supervisor::start_intake() {
+  m_intake_due = 0;
+  const auto helper = find_helper("queuectl-cluster", k_cluster_helper);
+  if (!helper) {
+    log_line(fmt::format("the spool has joined a cluster, but '{}' is not installed: no jobs are taken from it",
+                         installed_helper(k_cluster_helper).string()));
+    return;
+  }
+  const pid_t sup = sys::own_pid();
+  const pid_t pid = sys::fork_process("the cluster's intake");
+  if (pid == 0) {
+    m_reg.abandon();
+    m_ready_fd.reset();
+    m_go.reset();
+    sys::die_with_parent(SIGTERM);
+    if (sys::parent_pid() != sup) {
+      sys::exit_now(0);
+    }
+    std::string arg0 = "queuectl-cluster", arg1 = "--intake", arg2 = m_root.string();
+    char* argv[] = {arg0.data(), arg1.data(), arg2.data(), nullptr};
+    try {
+      sys::exec(*helper, argv);
+    } catch (const std::exception& e) {
+      log_line(fmt::format("cannot start the cluster's intake: {}", e.what()));
+    }
+    sys::exit_now(127);
+  }
+  m_intake = pid;
+}
+
+// poll(2)'s timeout: until the intake is due to start again, or none.
+int Supervisor::intake_timeout() const {
+  if (m_intake_due == 0) {
+    return -1;
+  }
+  return static_cast<int>(std::max<Micros>(0, m_intake_due - monotonic_micros()) / 1000 + 1);
+}
 
 pid_t Supervisor::spawn_worker(int ready_fd, bool handed) {
   const pid_t sup = sys::own_pid();
@@ -96,12 +142,26 @@ void Supervisor::stop_workers(int sig) {
   for (const auto& [pid, since] : m_workers) {
     sys::send_signal(pid, sig);
   }
+  if (m_intake) {
+    sys::send_signal(m_intake, SIGTERM); // it takes no more jobs; those it took are here
+  }
+  m_intake_due = 0;
 }
 
 void Supervisor::reap() {
   while (const auto child = sys::reap_any()) {
     const pid_t pid = child->pid;
     const int status = child->status;
+    if (pid == m_intake) {
+      m_intake = 0;
+      if (!m_stopping) {
+        log_line(fmt::format("the cluster's intake {}; starting it again in 5 s",
+                             WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
+                                                 : fmt::format("exited with status {}", WEXITSTATUS(status))));
+        m_intake_due = monotonic_micros() + 5'000'000;
+      }
+      continue;
+    }
     const auto it = m_workers.find(pid);
     if (it == m_workers.end()) {
       continue;
@@ -204,12 +264,23 @@ int Supervisor::run(int ready_fd) {
     sys::write_all(m_ready_fd.get(), text, "the starter's readiness pipe");
     m_ready_fd.reset();
   }
+  if (m_spool.load_config().cluster()) {
+    if (m_queues.empty()) {
+      start_intake();
+    } else {
+      log_line("the spool has joined a cluster, but these workers serve only some queues: they take no jobs from "
+               "it (a supervisor of all queues does)");
+    }
+  }
   sys::notify_systemd("READY=1");
   log_line(fmt::format("{} worker{} running on {}; stop with Ctrl-C or 'queuectl worker stop'", m_count,
                        m_count == 1 ? "" : "s", m_root.string()));
-  while (!m_workers.empty()) {
+  while (!m_workers.empty() || m_intake) {
     pollfd pfd{signals.fd(), POLLIN, 0};
-    sys::poll(&pfd, 1, -1);
+    sys::poll(&pfd, 1, intake_timeout());
+    if (m_intake_due != 0 && monotonic_micros() >= m_intake_due && !m_stopping) {
+      start_intake();
+    }
     while (const auto sig = signals.next()) {
       if (*sig == SIGCHLD) {
         reap();

@@ -40,4 +40,9 @@ std::string config_lines(const std::vector<std::pair<std::string, Json>>& settin
 // `worker status`: PID, SUPERVISOR, SINCE, JOB; "no workers running" when none.
 std::string worker_table(const Json& workers);
 
+// Error(usage) for the first id that is not a valid one.
+void check_ids(const std::vector<std::string>& ids);
+// `wait`'s line on a timeout: "timed out after SEC s; not finished: ID, ...".
+void say_unfinished(double timeout, const std::vector<std::string>& unfinished);
+
 } // namespace queuectl::cli

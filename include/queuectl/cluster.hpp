@@ -18,6 +18,17 @@ namespace queuectl::cluster {
 inline constexpr const char* k_jobs_bucket = "QUEUECTL_JOBS";
 // A job of queue Q is published on "queuectl.jobs.Q".
 inline constexpr const char* k_jobs_subject = "queuectl.jobs.";
+// Each state change of job ID is published on "queuectl.events.ID".
+inline constexpr const char* k_events_subject = "queuectl.events.";
+
+// How a host is named in the records: "hostname:/spool/path" (one machine may run
+// several spools).
+std::string host_name(const Spool& spool);
+// A job's record in the bucket and in its events: id, state, host, queue, command,
+// attempts, max_retries, exit_code, last_error, created_at, updated_at (those it has).
+Json record_of(const Job& job, const std::string& host);
+// Whether a record's state is final (completed or dead).
+bool final_record(const Json& record);
 
 struct JoinArgs {
   std::string servers; // URL[,URL...]
@@ -42,6 +53,14 @@ Json status(const Spool& spool);
 // published (message id = job id) and stored by JetStream before this returns. The ids
 // in input order.
 JobIds enqueue(const Spool& spool, const cmd::EnqueueRequest& r);
+
+// `show --cluster`: the job's last known record. Error(failure) when no host has taken
+// it (it is unknown, or still waiting in the stream).
+Json show(const Spool& spool, const std::string& id);
+// `wait --cluster`: as cmd::wait_jobs, for jobs on any host, from their records. An id
+// that no host has taken yet is waited for (it may still wait in the stream).
+int wait(const Spool& spool, const std::vector<std::string>& ids, std::optional<double> timeout,
+         std::vector<std::string>* unfinished);
 
 // Lets libnats release what it keeps for the process (threads, buffers), before exit.
 void close_library();
