@@ -2,7 +2,7 @@
 """queuectl benchmarks. Every figure is a median of repeated runs, next to its baseline
 measured in the same run (this machine is shared and noisy), and printed as Markdown.
 
-Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine|million|workflow] BUILD_DIR
+Usage: bench/run.py [--quick] [--only enqueue|dispatch|engine|million|workflow|cluster] BUILD_DIR
   BUILD_DIR holds queuectl (the default link, static), static-runtime/queuectl and
   dynamic/queuectl (see bench/run.sh), and for `engine` before/queuectl: the same build of
   an earlier commit, measured beside this one (BENCH_BEFORE_REV in bench/run.sh).
@@ -741,6 +741,196 @@ def bench_million():
     say()
 
 
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+class NatsServer:
+    """One JetStream server on loopback, its store in a fresh directory: the cluster's
+    cost on this machine is queuectl's and one server's (a cluster of three on two cores
+    would measure the cores' sharing)."""
+
+    def __init__(self):
+        import socket
+        self.port = free_port()
+        d = fresh("nats")
+        self.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", d],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+        self.url = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+_streams = [0]
+
+
+def joined_spool(name, nats, stream=None):
+    """A new spool joined to `nats`; a stream of its own per measurement unless given."""
+    sp = fresh_spool(name)
+    if stream is None:
+        _streams[0] += 1
+        stream = f"BENCH{_streams[0]}"
+    q(sp, "cluster", "join", nats.url, "--stream", stream)
+    return sp, stream
+
+
+def runs_completed(spool):
+    try:
+        with open(os.path.join(spool, "stats")) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "runs_completed":
+                    return int(value)
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def cluster_drain(n, hosts, nats, shares):
+    """Seconds for `hosts` joined spools, two workers each, to run n `true` jobs published
+    to the stream beforehand; `shares` gets each host's count."""
+    first, stream = joined_spool("cl-host", nats)
+    sps = [first] + [joined_spool("cl-host", nats, stream)[0] for _ in range(hosts - 1)]
+    q(first, "enqueue", "--cluster", "-", input="".join('{"command":"true"}\n' for _ in range(n)))
+    t0 = time.monotonic()
+    for sp in sps:
+        q(sp, "worker", "start", "--detach", "--count", "2")
+    end = t0 + 900
+    while sum(runs_completed(sp) for sp in sps) < n:
+        if time.monotonic() > end:
+            raise SystemExit("timed out draining the cluster")
+        time.sleep(0.02)
+    t1 = time.monotonic()
+    shares.append([runs_completed(sp) for sp in sps])
+    for sp in sps:
+        q(sp, "worker", "stop")
+    return t1 - t0
+
+
+def enqueue_cost(exe, n):
+    """CPU seconds (user + system) per `enqueue --command true` of `exe`, n calls in a row
+    on one spool, and the system calls of one such call (strace -f -c)."""
+    sp = fresh_spool("enq-cost")
+    new_spool(sp, exe)
+    before = os.times()
+    for _ in range(n):
+        subprocess.run([exe, "--spool", sp, "enqueue", "--command", "true"], check=True, stdout=subprocess.DEVNULL)
+    after = os.times()
+    cpu = (after.children_user - before.children_user + after.children_system - before.children_system) / n
+    trace = os.path.join(WORK, "enq.strace")
+    subprocess.run(["strace", "-f", "-c", "-o", trace, exe, "--spool", sp, "enqueue", "--command", "true"],
+                   check=True, stdout=subprocess.DEVNULL)
+    calls = int([line for line in open(trace) if line.strip().endswith("total")][0].split()[2])
+    return cpu, calls
+
+
+def bench_cluster():
+    n_drain = 1000 if QUICK else 3000
+    n_lines = 10000 if QUICK else 100000
+    n_lat = 30 if QUICK else 100
+    say("## The cluster (issue 17)")
+    say()
+    say("One `nats-server -js` on loopback (one replica); every figure beside the local spool's in the same run.")
+    say()
+    nats = NatsServer()
+    try:
+        # Throughput: 1, 2 and 3 spools of two workers each, on two cores.
+        res = {"local": []}
+        shares = {}
+        for rep in range(REPS):
+            res["local"].append(drain_queuectl(n_drain))
+            for hosts in (1, 2, 3):
+                shares.setdefault(hosts, [])
+                res.setdefault(hosts, []).append(cluster_drain(n_drain, hosts, nats, shares[hosts]))
+        local = n_drain / med(res["local"])
+        say(f"Drain of {n_drain:,} `true` jobs, published beforehand, median of {REPS} runs:")
+        say()
+        say("| spools (2 workers each) | seconds | jobs/s | ratio to the local spool | jobs per spool (last run) |")
+        say("|---|---:|---:|---:|---|")
+        say(f"| local spool, `enqueue -` (no cluster) | {med(res['local']):.2f} | {local:,.0f} | 1.00 | |")
+        for hosts in (1, 2, 3):
+            r = n_drain / med(res[hosts])
+            say(f"| {hosts} joined | {med(res[hosts]):.2f} | {r:,.0f} | {r / local:.2f} | "
+                f"{', '.join(str(x) for x in shares[hosts][-1])} |")
+        say()
+        # The enqueue rate through JetStream.
+        enq = {"local": [], "cluster": []}
+        lines = "".join('{"command":"true"}\n' for _ in range(n_lines))
+        for _ in range(REPS):
+            sp = fresh_spool("enq-local")
+            t0 = time.monotonic()
+            q(sp, "enqueue", "-", input=lines)
+            enq["local"].append(time.monotonic() - t0)
+            sp, _ = joined_spool("enq-cluster", nats)
+            t0 = time.monotonic()
+            q(sp, "enqueue", "--cluster", "-", input=lines)
+            enq["cluster"].append(time.monotonic() - t0)
+        say(f"One `enqueue -` of {n_lines:,} lines, median of {REPS} runs:")
+        say()
+        say("| target | seconds | jobs/s | ratio to local |")
+        say("|---|---:|---:|---:|")
+        for name, label in (("local", "local spool (`pending/`, durable)"),
+                            ("cluster", "`--cluster` (stored by JetStream, file storage)")):
+            say(f"| {label} | {med(enq[name]):.2f} | {n_lines / med(enq[name]):,.0f} | "
+                f"{med(enq['local']) / med(enq[name]):.2f} |")
+        say()
+        # Dispatch latency: from enqueue to the job's start, one idle worker.
+        lat = {"local": [[], []], "cluster": [[], []]}
+        for _ in range(REPS):
+            r, c = latency_queuectl(n_lat)
+            lat["local"][0] += r
+            lat["local"][1] += c
+            sp, _ = joined_spool("lat-cluster", nats)
+            q(sp, "worker", "start", "--detach", "--count", "1")
+            try:
+                r, c = measure_latency(n_lat, "lat-cluster",
+                                       lambda cmd: [Q, "--spool", sp, "enqueue", "--cluster", "--command", cmd])
+            finally:
+                q(sp, "worker", "stop")
+            lat["cluster"][0] += r
+            lat["cluster"][1] += c
+        say(f"Latency to the job's first command with an idle worker, {n_lat} jobs x {REPS} runs:")
+        say()
+        say("| enqueue | median from its return | p99 from return | median from its call | p99 from call |")
+        say("|---|---:|---:|---:|---:|")
+        for name, label in (("local", "`enqueue --command`"), ("cluster", "`enqueue --cluster --command`")):
+            r, c = lat[name]
+            say(f"| {label} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | "
+                f"{pct(c, 99) * 1000:.2f} ms |")
+        say()
+    finally:
+        nats.stop()
+    # A local enqueue costs what it cost before the cluster (the NATS client is in the
+    # helper, not in queuectl).
+    n_calls = 100 if QUICK else 300
+    rows = [("this build", Q)] + ([("before (BENCH_BEFORE_REV)", Q_BEFORE)] if os.path.exists(Q_BEFORE) else [])
+    costs = {label: [enqueue_cost(exe, n_calls) for _ in range(REPS)] for label, exe in rows}
+    say(f"One local `enqueue --command true`, {n_calls} in a row x {REPS} runs (CPU: user + system of the "
+        f"process; system calls: strace -f -c of one call):")
+    say()
+    say("| queuectl | CPU per enqueue (median) | system calls | ratio of CPU to the first row |")
+    say("|---|---:|---:|---:|")
+    base = med([c for c, _ in costs[rows[0][0]]])
+    for label, _ in rows:
+        cpu = med([c for c, _ in costs[label]])
+        say(f"| {label} | {cpu * 1e6:.0f} us | {costs[label][0][1]} | {cpu / base:.2f} |")
+    say()
+
+
 def main():
     say(f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, {os.uname().release}; "
         f"work dir on `{subprocess.run(['df', '--output=fstype', WORK], stdout=subprocess.PIPE, text=True).stdout.split()[-1]}`.")
@@ -756,6 +946,8 @@ def main():
             bench_million()
         if ONLY in (None, "workflow"):
             bench_workflow()
+        if ONLY == "cluster":
+            bench_cluster()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
     with open(os.path.join(BUILD, "bench-results.md"), "w") as f:

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds release binaries (the default static link, and the other link choices for
 # comparison) and runs the benchmarks.
-# Usage: [BENCH_BEFORE_REV=<commit>] bench/run.sh [--quick] [--only enqueue|dispatch|engine|million|workflow]
-# Needs: hyperfine, nq, task-spooler (Debian packages), a C compiler, python3.
+# Usage: [BENCH_BEFORE_REV=<commit>] bench/run.sh [--quick] [--only enqueue|dispatch|engine|million|workflow|cluster]
+# Needs: hyperfine, nq, task-spooler (Debian packages), a C compiler, python3; nats-server and strace for
+# --only cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-bench
@@ -15,7 +16,10 @@ fi
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=static $launcher >/dev/null
 cmake --build $B -j2 --target queuectl >/dev/null
 case " $* " in
-*" --only dispatch "* | *" --only engine "* | *" --only million "* | *" --only workflow "*) ;;
+*" --only cluster "*) cmake --build $B -j2 --target queuectl-cluster >/dev/null ;;
+esac
+case " $* " in
+*" --only dispatch "* | *" --only engine "* | *" --only million "* | *" --only workflow "* | *" --only cluster "*) ;;
 *)
   for link in static-runtime dynamic; do
     cmake -S . -B $B/$link -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DQUEUECTL_LINK=$link $launcher >/dev/null

@@ -3,6 +3,7 @@
 #include "queuectl/error.hpp"
 #include "queuectl/json_text.hpp"
 #include "queuectl/nats_link.hpp"
+#include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
 
@@ -346,13 +347,22 @@ std::optional<Json> get_record(kvStore* kv, const std::string& id) {
   return rec;
 }
 
+// The bucket of the records. A cluster that has just started elects the bucket's leader
+// first: a request that times out or finds no responder is tried again, for up to 10 s.
 kvStore* open_bucket(const Link& link) {
-  kvStore* kv = nullptr;
-  if (const natsStatus s = js_KeyValue(&kv, link.js(), k_jobs_bucket); s != NATS_OK) {
-    fail(fmt::format("cannot open the key-value bucket {}: {} (has a host run 'queuectl cluster join'?)", k_jobs_bucket,
-                     nats_text(s)));
+  const Micros give_up = monotonic_micros() + 10'000'000;
+  for (;;) {
+    kvStore* kv = nullptr;
+    const natsStatus s = js_KeyValue(&kv, link.js(), k_jobs_bucket);
+    if (s == NATS_OK) {
+      return kv;
+    }
+    if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || monotonic_micros() >= give_up) {
+      fail(fmt::format("cannot open the key-value bucket {}: {} (has a host run 'queuectl cluster join'?)",
+                       k_jobs_bucket, nats_text(s)));
+    }
+    sys::sleep_for(500'000);
   }
-  return kv;
 }
 
 } // namespace
@@ -422,9 +432,19 @@ int wait(const Spool& spool, const std::vector<std::string>& ids, std::optional<
       return it != heard.records.end() && final_record(it->second);
     });
   };
+  // The events are what wakes us. An event published while the connection was down (a
+  // server restarted) is lost, so the records of the jobs not finished are read again
+  // every few seconds as well.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                             std::chrono::duration<double>(std::min(timeout.value_or(1e9), 1e9)));
   std::unique_lock<std::mutex> g(heard.m);
-  if (timeout) {
-    if (!heard.cv.wait_for(g, std::chrono::duration<double>(*timeout), all_final)) {
+  while (!all_final()) {
+    const auto next = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(3));
+    if (heard.cv.wait_until(g, next, all_final)) {
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
       for (const std::string& id : ids) {
         const auto it = heard.records.find(id);
         if (it == heard.records.end() || !final_record(it->second)) {
@@ -433,8 +453,14 @@ int wait(const Spool& spool, const std::vector<std::string>& ids, std::optional<
       }
       return 124;
     }
-  } else {
-    heard.cv.wait(g, all_final);
+    g.unlock();
+    for (const std::string& id : ids) {
+      if (auto rec = get_record(kv.p, id); rec && final_record(*rec)) {
+        const std::lock_guard<std::mutex> h(heard.m);
+        heard.records[id] = std::move(*rec);
+      }
+    }
+    g.lock();
   }
   for (const std::string& id : ids) {
     const Json& r = heard.records[id];

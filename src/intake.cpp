@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -31,6 +32,8 @@ constexpr int k_long_poll_ms = 1000;         // one pull request waits this long
 constexpr Micros k_idle_look = 200'000;      // no idle worker: look again this often at most
 constexpr Micros k_max_backoff = 30'000'000; // between tries while the cluster is away
 constexpr int k_report_wait_ms = 5000;       // for the bucket to store a batch of records
+constexpr const char* k_reported_file = "intake.reported";
+constexpr Micros k_reported_margin = 2'000'000; // file times and the clock may differ a little
 
 void log_line(std::string_view line) {
   try {
@@ -90,6 +93,7 @@ private:
   void report_loop(int signal_fd);
   void report();
   void adopt_taken_jobs();
+  void note_reported(Micros through);
 
   Spool m_spool;
   std::string m_host;
@@ -113,6 +117,7 @@ private:
   Owned<jsCtx, jsCtx_Destroy> m_report_js;
   std::atomic<bool> m_stop{false};
   Trouble m_take_trouble;
+  Micros m_reported_at = 0; // what workers/intake.reported says
 };
 
 int Intake::run() {
@@ -352,20 +357,54 @@ void Intake::take(std::vector<natsMsg*>& msgs) {
 }
 
 // After a restart: the jobs in this spool's waiting and running states that came through
-// the cluster are ours again (their files carry the mark).
+// the cluster are ours again (their files carry the mark), and so are those that
+// finished since the last time every change had been reported: their last records may
+// not have gone out. The workers may have run a job to its end before we look.
 void Intake::adopt_taken_jobs() {
-  for (const JobState s : {JobState::pending, JobState::held, JobState::processing, JobState::failed}) {
+  const auto text = m_spool.workers().read_file(k_reported_file);
+  const Micros since = text ? std::strtoll(text->c_str(), nullptr, 10) - k_reported_margin : 0;
+  for (const JobState s : k_all_states) {
+    const bool finished = s == JobState::completed || s == JobState::dead;
+    if (finished && since <= 0) {
+      continue; // no intake has run here before
+    }
     std::vector<std::string> names;
     m_spool.for_each_job(s, [&](std::string_view stem) { names.emplace_back(stem); });
     for (const std::string& stem : names) {
+      if (!valid_id(stem)) {
+        continue;
+      }
+      if (finished) {
+        const auto st = m_spool.stat_job(s, stem);
+        if (!st || sys::ctime_micros(*st) < since) {
+          continue;
+        }
+      }
       const auto job = m_spool.read_listed(s, job_file(stem));
-      if (!job || !valid_id(stem) || !job->json().contains("cluster")) {
+      if (!job || !job->json().contains("cluster")) {
         continue;
       }
       const std::lock_guard<std::mutex> g(m_mutex);
       m_mine[stem] = s == JobState::pending;
       m_dirty.insert(stem);
     }
+  }
+  if (!text) {
+    note_reported(now_micros());
+  }
+}
+
+// workers/intake.reported: a time before which every state change of the jobs taken
+// has been published (written at most every 5 s; a later one only saves work).
+void Intake::note_reported(Micros through) {
+  if (through - m_reported_at < 5'000'000) {
+    return;
+  }
+  try {
+    m_spool.workers().write_atomic(k_reported_file, fmt::format("{}\n", through), m_spool.file_mode());
+    m_reported_at = through;
+  } catch (const Error& e) {
+    log_line(fmt::format("cannot note what has been reported: {}", e.what()));
   }
 }
 
@@ -390,24 +429,7 @@ void Intake::report_loop(int signal_fd) {
   const int wd_workers = watch->add(m_spool.workers().path(), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
   adopt_taken_jobs();
   for (;;) {
-    report();
-    bool again = false;
-    {
-      const std::lock_guard<std::mutex> g(m_mutex);
-      again = !m_dirty.empty(); // the bucket was away: try again in a second
-    }
-    pollfd fds[] = {{watch->fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {m_report_now.fd(), POLLIN, 0}};
-    sys::poll(fds, 3, again ? 1000 : -1);
-    if (fds[2].revents) {
-      m_report_now.clear();
-    }
-    if (fds[1].revents) {
-      log_line("stopping");
-      m_stop = true;
-      m_wake.notify_all();
-      report(); // the last changes, if the servers take them now
-      return;
-    }
+    const Micros look = now_micros(); // every change before this is drained below
     bool wake = false;
     watch->drain([&](int wd, std::uint32_t, std::string_view name) {
       if (wd == wd_workers) {
@@ -432,6 +454,33 @@ void Intake::report_loop(int signal_fd) {
         ++m_wakes;
       }
       m_wake.notify_all();
+    }
+    report();
+    bool again = false;
+    {
+      const std::lock_guard<std::mutex> g(m_mutex);
+      again = !m_dirty.empty(); // the bucket was away: try again in a second
+    }
+    if (!again) {
+      note_reported(look);
+    }
+    pollfd fds[] = {{watch->fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {m_report_now.fd(), POLLIN, 0}};
+    sys::poll(fds, 3, again ? 1000 : 5000);
+    if (fds[2].revents) {
+      m_report_now.clear();
+    }
+    if (fds[1].revents) {
+      log_line("stopping");
+      m_stop = true;
+      m_wake.notify_all();
+      const Micros last = now_micros();
+      report(); // the last changes, if the servers take them now
+      const std::lock_guard<std::mutex> g(m_mutex);
+      if (m_dirty.empty()) {
+        m_reported_at = 0;
+        note_reported(last);
+      }
+      return;
     }
   }
 }

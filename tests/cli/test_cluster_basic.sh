@@ -70,7 +70,47 @@ assert_eq "$(waiting)" 5 "jobs waiting after bad input"
 run q cluster status
 assert_contains "$OUT" "stream QUEUECTL: 5 jobs waiting"
 
-# The server gone: one clear line, exit 1; the local spool goes on.
+# A worker on the joined spool takes the stream's jobs: each is written into pending/
+# and runs here, under the local guarantees.
+start_workers 2
+waiting_is() { [ "$(waiting)" = "$1" ]; }
+wait_until 20 waiting_is 0
+expect 0 q wait --cluster --timeout 20 c1 l1 l3
+assert_eq "$(state_of c1)" completed "c1, locally"
+run q show --cluster c1
+assert_eq "$RC" 0
+assert_eq "$(printf '%s' "$OUT" | json "(j['id'], j['state'], j['host'], j['attempts'], j['exit_code'])")" \
+  "('c1', 'completed', '$(hostname):$S', 1, 0)"
+grep -q "intake: taking jobs from the stream QUEUECTL" "$S/workers/detached.log" || fail "the intake did not say it started"
+# The job file says where it came from (a field other programs may read, kept in every state).
+assert_eq "$(json "j['cluster']" <"$S/done/c1.json")" "{'stream': 'QUEUECTL', 'host': '$(hostname):$S'}"
+
+# Any NATS client can enqueue (libnats here, not queuectl): a job with no id takes the
+# message id, or one made of the message's place in the stream.
+"$NATS_PUB" "nats://127.0.0.1:$PORT" queuectl.jobs.default "{\"command\":\"echo foreign > $T/foreign\"}"
+wait_until 20 test -s "$T/foreign"
+"$NATS_PUB" "nats://127.0.0.1:$PORT" queuectl.jobs.default '{"command":"exit 4","max_retries":0}' foreign2
+expect 4 q wait --cluster --timeout 20 foreign2
+assert_eq "$(state_of foreign2)" dead
+# A message that is not a job is quarantined like a bad drop-in, and acknowledged.
+"$NATS_PUB" "nats://127.0.0.1:$PORT" queuectl.jobs.default 'not a job' bad1
+wait_until 20 is_state bad1 dead
+wait_until 20 waiting_is 0
+
+# wait --cluster: the exit code of a dead job; 124 and the unfinished ids on a timeout.
+expect 0 q enqueue --cluster --id slow1 --command 'sleep 30'
+expect 124 q wait --cluster --timeout 0.5 slow1 c1
+assert_eq "$(printf '%s\n' "$ERR" | wc -l)" 1 "lines on stderr"
+assert_contains "$ERR" "not finished: slow1"
+expect 0 q enqueue --cluster --id three --max-retries 0 --command 'exit 3'
+expect 3 q wait --cluster --timeout 20 c1 three
+expect 1 q show --cluster nosuchjob
+assert_one_error_line
+assert_contains "$ERR" "no host has taken job nosuchjob"
+expect 2 q wait --cluster 'bad id'
+assert_one_error_line
+
+# The server gone: one clear line, exit 1; the local spool and its workers go on.
 kill -9 "$NATS"
 wait "$NATS" 2>/dev/null || true
 NATS=""
@@ -78,11 +118,19 @@ expect 1 q enqueue --cluster --command true
 assert_one_error_line
 assert_contains "$ERR" "cannot reach the NATS servers nats://127.0.0.1:$PORT"
 expect 0 q enqueue --id local1 --command true
-assert_eq "$(state_of local1)" pending
+expect 0 q wait --timeout 20 local1
 
-# The server back, on its store: what was published is still there.
+# The server back, on its store: the intake reconnects and takes jobs again.
 start_nats "$PORT"
-assert_eq "$(waiting)" 5 "jobs waiting after a restart of the server"
+expect 0 q enqueue --cluster --id after1 --command true
+expect 0 q wait --cluster --timeout 60 after1
+assert_eq "$(state_of after1)" completed
+grep -q "intake: lost the connection to the NATS servers" "$S/workers/detached.log" ||
+  fail "the intake did not say it lost the servers"
+
+# worker stop stops the intake too.
+expect 0 q worker stop --now
+pgrep -f "queuectl-cluster --intake $S\$" >/dev/null && fail "the intake outlived its supervisor"
 
 expect 0 q cluster leave
 assert_contains "$OUT" "left the cluster"
