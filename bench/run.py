@@ -775,17 +775,11 @@ class NatsServer:
         self.proc.wait()
 
 
-_streams = [0]
-
-
-def joined_spool(name, nats, stream=None):
-    """A new spool joined to `nats`; a stream of its own per measurement unless given."""
+def joined_spool(name, nats):
+    """A new spool joined to `nats` (the stream's subjects are fixed: one stream per server)."""
     sp = fresh_spool(name)
-    if stream is None:
-        _streams[0] += 1
-        stream = f"BENCH{_streams[0]}"
-    q(sp, "cluster", "join", nats.url, "--stream", stream)
-    return sp, stream
+    q(sp, "cluster", "join", nats.url)
+    return sp
 
 
 def runs_completed(spool):
@@ -800,11 +794,19 @@ def runs_completed(spool):
     return 0
 
 
-def cluster_drain(n, hosts, nats, shares):
+def cluster_drain(n, hosts, shares):
     """Seconds for `hosts` joined spools, two workers each, to run n `true` jobs published
     to the stream beforehand; `shares` gets each host's count."""
-    first, stream = joined_spool("cl-host", nats)
-    sps = [first] + [joined_spool("cl-host", nats, stream)[0] for _ in range(hosts - 1)]
+    nats = NatsServer()
+    try:
+        return cluster_drain_on(n, hosts, shares, nats)
+    finally:
+        nats.stop()
+
+
+def cluster_drain_on(n, hosts, shares, nats):
+    sps = [joined_spool("cl-host", nats) for _ in range(hosts)]
+    first = sps[0]
     q(first, "enqueue", "--cluster", "-", input="".join('{"command":"true"}\n' for _ in range(n)))
     t0 = time.monotonic()
     for sp in sps:
@@ -834,7 +836,7 @@ def enqueue_cost(exe, n):
     trace = os.path.join(WORK, "enq.strace")
     subprocess.run(["strace", "-f", "-c", "-o", trace, exe, "--spool", sp, "enqueue", "--command", "true"],
                    check=True, stdout=subprocess.DEVNULL)
-    calls = int([line for line in open(trace) if line.strip().endswith("total")][0].split()[2])
+    calls = int([line for line in open(trace) if line.strip().endswith("total")][0].split()[3])
     return cpu, calls
 
 
@@ -846,74 +848,74 @@ def bench_cluster():
     say()
     say("One `nats-server -js` on loopback (one replica); every figure beside the local spool's in the same run.")
     say()
-    nats = NatsServer()
-    try:
-        # Throughput: 1, 2 and 3 spools of two workers each, on two cores.
-        res = {"local": []}
-        shares = {}
-        for rep in range(REPS):
-            res["local"].append(drain_queuectl(n_drain))
-            for hosts in (1, 2, 3):
-                shares.setdefault(hosts, [])
-                res.setdefault(hosts, []).append(cluster_drain(n_drain, hosts, nats, shares[hosts]))
-        local = n_drain / med(res["local"])
-        say(f"Drain of {n_drain:,} `true` jobs, published beforehand, median of {REPS} runs:")
-        say()
-        say("| spools (2 workers each) | seconds | jobs/s | ratio to the local spool | jobs per spool (last run) |")
-        say("|---|---:|---:|---:|---|")
-        say(f"| local spool, `enqueue -` (no cluster) | {med(res['local']):.2f} | {local:,.0f} | 1.00 | |")
+    # Throughput: 1, 2 and 3 spools of two workers each, on two cores.
+    res = {"local": []}
+    shares = {}
+    for rep in range(REPS):
+        res["local"].append(drain_queuectl(n_drain))
         for hosts in (1, 2, 3):
-            r = n_drain / med(res[hosts])
-            say(f"| {hosts} joined | {med(res[hosts]):.2f} | {r:,.0f} | {r / local:.2f} | "
-                f"{', '.join(str(x) for x in shares[hosts][-1])} |")
-        say()
-        # The enqueue rate through JetStream.
-        enq = {"local": [], "cluster": []}
-        lines = "".join('{"command":"true"}\n' for _ in range(n_lines))
-        for _ in range(REPS):
-            sp = fresh_spool("enq-local")
-            t0 = time.monotonic()
-            q(sp, "enqueue", "-", input=lines)
-            enq["local"].append(time.monotonic() - t0)
-            sp, _ = joined_spool("enq-cluster", nats)
-            t0 = time.monotonic()
-            q(sp, "enqueue", "--cluster", "-", input=lines)
-            enq["cluster"].append(time.monotonic() - t0)
-        say(f"One `enqueue -` of {n_lines:,} lines, median of {REPS} runs:")
-        say()
-        say("| target | seconds | jobs/s | ratio to local |")
-        say("|---|---:|---:|---:|")
-        for name, label in (("local", "local spool (`pending/`, durable)"),
-                            ("cluster", "`--cluster` (stored by JetStream, file storage)")):
-            say(f"| {label} | {med(enq[name]):.2f} | {n_lines / med(enq[name]):,.0f} | "
-                f"{med(enq['local']) / med(enq[name]):.2f} |")
-        say()
-        # Dispatch latency: from enqueue to the job's start, one idle worker.
-        lat = {"local": [[], []], "cluster": [[], []]}
-        for _ in range(REPS):
-            r, c = latency_queuectl(n_lat)
-            lat["local"][0] += r
-            lat["local"][1] += c
-            sp, _ = joined_spool("lat-cluster", nats)
-            q(sp, "worker", "start", "--detach", "--count", "1")
-            try:
-                r, c = measure_latency(n_lat, "lat-cluster",
-                                       lambda cmd: [Q, "--spool", sp, "enqueue", "--cluster", "--command", cmd])
-            finally:
-                q(sp, "worker", "stop")
-            lat["cluster"][0] += r
-            lat["cluster"][1] += c
-        say(f"Latency to the job's first command with an idle worker, {n_lat} jobs x {REPS} runs:")
-        say()
-        say("| enqueue | median from its return | p99 from return | median from its call | p99 from call |")
-        say("|---|---:|---:|---:|---:|")
-        for name, label in (("local", "`enqueue --command`"), ("cluster", "`enqueue --cluster --command`")):
-            r, c = lat[name]
-            say(f"| {label} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | "
-                f"{pct(c, 99) * 1000:.2f} ms |")
-        say()
-    finally:
+            shares.setdefault(hosts, [])
+            res.setdefault(hosts, []).append(cluster_drain(n_drain, hosts, shares[hosts]))
+    local = n_drain / med(res["local"])
+    say(f"Drain of {n_drain:,} `true` jobs, published beforehand, median of {REPS} runs:")
+    say()
+    say("| spools (2 workers each) | seconds | jobs/s | ratio to the local spool | jobs per spool (last run) |")
+    say("|---|---:|---:|---:|---|")
+    say(f"| local spool, `enqueue -` (no cluster) | {med(res['local']):.2f} | {local:,.0f} | 1.00 | |")
+    for hosts in (1, 2, 3):
+        r = n_drain / med(res[hosts])
+        say(f"| {hosts} joined | {med(res[hosts]):.2f} | {r:,.0f} | {r / local:.2f} | "
+            f"{', '.join(str(x) for x in shares[hosts][-1])} |")
+    say()
+    # The enqueue rate through JetStream.
+    enq = {"local": [], "cluster": []}
+    lines = "".join('{"command":"true"}\n' for _ in range(n_lines))
+    for _ in range(REPS):
+        sp = fresh_spool("enq-local")
+        t0 = time.monotonic()
+        q(sp, "enqueue", "-", input=lines)
+        enq["local"].append(time.monotonic() - t0)
+        nats = NatsServer()
+        sp = joined_spool("enq-cluster", nats)
+        t0 = time.monotonic()
+        q(sp, "enqueue", "--cluster", "-", input=lines)
+        enq["cluster"].append(time.monotonic() - t0)
         nats.stop()
+    say(f"One `enqueue -` of {n_lines:,} lines, median of {REPS} runs:")
+    say()
+    say("| target | seconds | jobs/s | ratio to local |")
+    say("|---|---:|---:|---:|")
+    for name, label in (("local", "local spool (`pending/`, durable)"),
+                        ("cluster", "`--cluster` (stored by JetStream, file storage)")):
+        say(f"| {label} | {med(enq[name]):.2f} | {n_lines / med(enq[name]):,.0f} | "
+            f"{med(enq['local']) / med(enq[name]):.2f} |")
+    say()
+    # Dispatch latency: from enqueue to the job's start, one idle worker.
+    lat = {"local": [[], []], "cluster": [[], []]}
+    for _ in range(REPS):
+        r, c = latency_queuectl(n_lat)
+        lat["local"][0] += r
+        lat["local"][1] += c
+        nats = NatsServer()
+        sp = joined_spool("lat-cluster", nats)
+        q(sp, "worker", "start", "--detach", "--count", "1")
+        try:
+            r, c = measure_latency(n_lat, "lat-cluster",
+                                   lambda cmd: [Q, "--spool", sp, "enqueue", "--cluster", "--command", cmd])
+        finally:
+            q(sp, "worker", "stop")
+            nats.stop()
+        lat["cluster"][0] += r
+        lat["cluster"][1] += c
+    say(f"Latency to the job's first command with an idle worker, {n_lat} jobs x {REPS} runs:")
+    say()
+    say("| enqueue | median from its return | p99 from return | median from its call | p99 from call |")
+    say("|---|---:|---:|---:|---:|")
+    for name, label in (("local", "`enqueue --command`"), ("cluster", "`enqueue --cluster --command`")):
+        r, c = lat[name]
+        say(f"| {label} | {med(r) * 1000:.2f} ms | {pct(r, 99) * 1000:.2f} ms | {med(c) * 1000:.2f} ms | "
+            f"{pct(c, 99) * 1000:.2f} ms |")
+    say()
     # A local enqueue costs what it cost before the cluster (the NATS client is in the
     # helper, not in queuectl).
     n_calls = 100 if QUICK else 300

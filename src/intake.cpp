@@ -103,11 +103,11 @@ private:
   Owned<natsSubscription, natsSubscription_Destroy> m_sub;
 
   std::mutex m_mutex;
-  std::condition_variable m_wake;     // the taker: a worker may be idle, or stop
-  std::uint64_t m_wakes = 0;          // counts the reporter's calls to wake it
-  std::map<std::string, bool> m_mine; // the jobs taken and not final -> still in pending/
-  std::set<std::string> m_dirty;      // of those, the ones whose record is out of date
-  sys::EventFd m_report_now;          // the reporter: m_dirty has new ids
+  std::condition_variable m_wake;         // the taker: a worker may be idle, or stop
+  std::uint64_t m_wakes = 0;              // counts the reporter's calls to wake it
+  std::map<std::string, JobState> m_mine; // the jobs taken and not final -> where last seen
+  std::set<std::string> m_dirty;          // of those, the ones whose record is out of date
+  sys::EventFd m_report_now;              // the reporter: m_dirty has new ids
   // The reporter's JetStream context: its records go out many at a time, and those the
   // bucket refused are named to m_failed.
   struct Failed {
@@ -189,31 +189,44 @@ bool Intake::subscribe() {
 }
 
 // How many jobs to take: the supervisor's idle workers, less the jobs taken that no
-// worker has claimed yet.
+// worker has claimed yet, and less those claimed that no worker's record shows yet (a
+// worker records its job a moment after its claim: meanwhile it looks idle).
 int Intake::capacity() {
   int idle = 0;
+  std::set<std::string, std::less<>> running;
   for (const WorkerInfo& w : live_records(m_spool)) {
-    if (w.kind == RecordKind::worker && w.supervisor == m_supervisor && (!w.job || w.job->empty())) {
-      ++idle;
+    if (w.kind == RecordKind::worker && w.supervisor == m_supervisor) {
+      if (!w.job || w.job->empty()) {
+        ++idle;
+      } else {
+        running.insert(*w.job);
+      }
     }
   }
   const std::lock_guard<std::mutex> g(m_mutex);
-  for (const auto& [id, unclaimed] : m_mine) {
-    idle -= unclaimed ? 1 : 0;
+  for (const auto& [id, state] : m_mine) {
+    if (state == JobState::pending || (state == JobState::processing && !running.count(id))) {
+      --idle;
+    }
   }
   return idle;
 }
 
 void Intake::take_loop() {
-  while (!m_stop && !subscribe()) {
-    stop_at(monotonic_micros() + m_take_trouble.backoff());
-  }
   while (!m_stop) {
+    if (!m_sub.p && !subscribe()) {
+      stop_at(monotonic_micros() + m_take_trouble.backoff());
+      continue;
+    }
+    std::uint64_t seen = 0;
+    {
+      const std::lock_guard<std::mutex> g(m_mutex);
+      seen = m_wakes; // read before we look: a wake while we look is not lost
+    }
     const int want = capacity();
     if (want <= 0) {
       // A worker that finishes a job wakes us through the reporter.
       std::unique_lock<std::mutex> g(m_mutex);
-      const std::uint64_t seen = m_wakes;
       m_wake.wait_for(g, std::chrono::microseconds(k_idle_look), [&] { return m_stop || m_wakes != seen; });
       continue;
     }
@@ -230,6 +243,8 @@ void Intake::take_loop() {
     if (s != NATS_OK) {
       natsMsgList_Destroy(&first);
       m_take_trouble.say(fmt::format("cannot take jobs from the stream {}: {}", m_settings.stream, nats_text(s)));
+      // Bound again after the pause: the consumer may have gone with its stream.
+      natsSubscription_Destroy(std::exchange(m_sub.p, nullptr));
       stop_at(monotonic_micros() + m_take_trouble.backoff());
       continue;
     }
@@ -328,7 +343,7 @@ void Intake::take(std::vector<natsMsg*>& msgs) {
     m_spool.sync_dir(JobState::pending);
     const std::lock_guard<std::mutex> g(m_mutex);
     for (const std::string& id : taken) {
-      m_mine[id] = true;
+      m_mine[id] = JobState::pending;
       m_dirty.insert(id);
     }
   }
@@ -385,7 +400,7 @@ void Intake::adopt_taken_jobs() {
         continue;
       }
       const std::lock_guard<std::mutex> g(m_mutex);
-      m_mine[stem] = s == JobState::pending;
+      m_mine[stem] = s;
       m_dirty.insert(stem);
     }
   }
@@ -424,7 +439,8 @@ void Intake::report_loop(int signal_fd) {
   std::unique_ptr<Watch> watch = Watch::open();
   std::map<int, JobState> dirs;
   for (const JobState s : k_all_states) {
-    dirs[watch->add(m_spool.path_of(s, ""), IN_MOVED_TO)] = s;
+    // Jobs arrive by rename; a quarantined drop-in's record in dead/ is written in place.
+    dirs[watch->add(m_spool.path_of(s, ""), IN_MOVED_TO | IN_CLOSE_WRITE)] = s;
   }
   const int wd_workers = watch->add(m_spool.workers().path(), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
   adopt_taken_jobs();
@@ -440,12 +456,11 @@ void Intake::report_loop(int signal_fd) {
       if (!id) {
         return;
       }
-      const bool left_pending = dirs[wd] != JobState::pending;
-      wake = wake || left_pending;
+      wake = wake || dirs[wd] != JobState::pending;
       const std::lock_guard<std::mutex> g(m_mutex);
       if (const auto it = m_mine.find(*id); it != m_mine.end()) {
         m_dirty.insert(*id);
-        it->second = it->second && !left_pending; // claimed: it no longer waits for a worker
+        it->second = dirs[wd];
       }
     });
     if (wake) {
@@ -465,7 +480,16 @@ void Intake::report_loop(int signal_fd) {
       note_reported(look);
     }
     pollfd fds[] = {{watch->fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {m_report_now.fd(), POLLIN, 0}};
-    sys::poll(fds, 3, again ? 1000 : 5000);
+    if (sys::poll(fds, 3, again ? 1000 : 5000) == 0) {
+      // Quiet for a while: look again at the jobs that still count against the idle
+      // workers, should an event have been missed.
+      const std::lock_guard<std::mutex> g(m_mutex);
+      for (const auto& [id, state] : m_mine) {
+        if (state == JobState::pending || state == JobState::processing) {
+          m_dirty.insert(id);
+        }
+      }
+    }
     if (fds[2].revents) {
       m_report_now.clear();
     }
@@ -531,10 +555,10 @@ void Intake::report() {
       const std::lock_guard<std::mutex> g(failed.m);
       failed.ids.insert(id);
     }
-    if (*state != JobState::pending) {
+    {
       const std::lock_guard<std::mutex> g(m_mutex);
       if (const auto it = m_mine.find(id); it != m_mine.end()) {
-        it->second = false; // claimed: no longer counted against the idle workers
+        it->second = *state;
       }
     }
   }

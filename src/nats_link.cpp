@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <memory>
 
 namespace queuectl::cluster {
 
@@ -50,7 +51,9 @@ Link::Link(const ClusterSettings& c, const jsOptions* js_options) {
 Link::Link(const ClusterSettings& c, Said said) {
   // The callbacks may run on libnats's threads until the library is closed: their
   // closure lives as long as the process (a lasting link is made once per process).
-  open(c, nullptr, new Said(std::move(said))); // NOLINT(cppcoreguidelines-owning-memory)
+  static std::vector<std::unique_ptr<Said>> closures;
+  closures.push_back(std::make_unique<Said>(std::move(said)));
+  open(c, nullptr, closures.back().get());
 }
 
 void Link::open(const ClusterSettings& c, const jsOptions* js_options, Said* lasting) {

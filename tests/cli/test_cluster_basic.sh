@@ -85,6 +85,21 @@ grep -q "intake: taking jobs from the stream QUEUECTL" "$S/workers/detached.log"
 # The job file says where it came from (a field other programs may read, kept in every state).
 assert_eq "$(json "j['cluster']" <"$S/done/c1.json")" "{'stream': 'QUEUECTL', 'host': '$(hostname):$S'}"
 
+# The intake takes only as many jobs as there are idle workers: while both workers run a
+# job, the other jobs wait in the stream, not in this spool.
+# Each job waits for the gate file: the workers stay busy until the test opens it.
+for i in 1 2 3 4; do
+  printf '{"id":"h%d","command":"until [ -e %s/gate ]; do sleep 0.05; done"}\n' "$i" "$T"
+done | q enqueue --cluster - >/dev/null
+wait_until 20 count_is processing 2
+for _ in 1 2 3; do
+  assert_eq "$(count pending)/$(count processing)/$(waiting)" "0/2/2" \
+    "jobs pending here / running / waiting in the stream, both workers busy"
+  sleep 0.2
+done
+touch "$T/gate"
+expect 0 q wait --cluster --timeout 30 h1 h2 h3 h4
+
 # Any NATS client can enqueue (libnats here, not queuectl): a job with no id takes the
 # message id, or one made of the message's place in the stream.
 "$NATS_PUB" "nats://127.0.0.1:$PORT" queuectl.jobs.default "{\"command\":\"echo foreign > $T/foreign\"}"
