@@ -30,7 +30,7 @@ namespace {
 
 constexpr int k_long_poll_ms = 1000;         // one pull request waits this long for a job
 constexpr Micros k_idle_look = 200'000;      // no idle worker: look again this often at most
-constexpr Micros k_max_backoff = 30'000'000; // between tries while the cluster is away
+constexpr Micros k_max_backoff = 5'000'000; // between tries while the cluster is away
 constexpr int k_report_wait_ms = 5000;       // for the bucket to store a batch of records
 constexpr const char* k_reported_file = "intake.reported";
 constexpr Micros k_reported_margin = 2'000'000; // file times and the clock may differ a little
