@@ -453,6 +453,10 @@ int wait(const Spool& spool, const std::vector<std::string>& ids, std::optional<
       }
       return 124;
     }
+    if (natsConnection_IsClosed(link.nc())) {
+      fail(fmt::format("lost the NATS servers {} while waiting (the jobs go on; wait again once they are back)",
+                       servers_text(c)));
+    }
     g.unlock();
     for (const std::string& id : ids) {
       if (auto rec = get_record(kv.p, id); rec && final_record(*rec)) {

@@ -28,10 +28,11 @@ namespace queuectl::cluster {
 
 namespace {
 
-constexpr int k_long_poll_ms = 1000;         // one pull request waits this long for a job
-constexpr Micros k_idle_look = 200'000;      // no idle worker: look again this often at most
+constexpr int k_long_poll_ms = 1000;        // one pull request waits this long for a job
+constexpr Micros k_idle_look = 200'000;     // no idle worker: look again this often at most
 constexpr Micros k_max_backoff = 5'000'000; // between tries while the cluster is away
-constexpr int k_report_wait_ms = 5000;       // for the bucket to store a batch of records
+constexpr int k_report_wait_ms = 5000;      // for the bucket to store a batch of records
+constexpr Micros k_look_again = 5'000'000;  // every job taken is looked at again this often
 constexpr const char* k_reported_file = "intake.reported";
 constexpr Micros k_reported_margin = 2'000'000; // file times and the clock may differ a little
 
@@ -67,6 +68,13 @@ private:
   Micros m_backoff = 0;
 };
 
+// The ids whose records the bucket did not store.
+struct Failed {
+  std::mutex m;
+  std::set<std::string> ids;
+};
+Failed g_failed; // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): see Intake::m_failed
+
 class Intake {
 public:
   explicit Intake(const std::filesystem::path& root)
@@ -88,6 +96,9 @@ private:
   void take(std::vector<natsMsg*>& msgs);
   std::string id_for(natsMsg* msg, const Json& body) const;
   void stop_at(Micros deadline);
+  void stop();
+  void give_back_buffered();
+  void mark_all_dirty();
 
   // The reporter (a thread): the state changes of the jobs taken, to the bucket.
   void report_loop(int signal_fd);
@@ -109,28 +120,38 @@ private:
   std::set<std::string> m_dirty;          // of those, the ones whose record is out of date
   sys::EventFd m_report_now;              // the reporter: m_dirty has new ids
   // The reporter's JetStream context: its records go out many at a time, and those the
-  // bucket refused are named to m_failed.
-  struct Failed {
-    std::mutex m;
-    std::set<std::string> ids;
-  } m_failed;
+  // bucket refused are named to m_failed (which libnats's threads may write to until the
+  // library is closed at exit: it lives as long as the process).
+  Failed& m_failed = g_failed;
   Owned<jsCtx, jsCtx_Destroy> m_report_js;
   std::atomic<bool> m_stop{false};
   Trouble m_take_trouble;
   Micros m_reported_at = 0; // what workers/intake.reported says
 };
 
+// Both threads stop: the taker at its next look, the reporter at its next wake.
+void Intake::stop() {
+  {
+    const std::lock_guard<std::mutex> g(m_mutex);
+    m_stop = true;
+  }
+  m_wake.notify_all();
+  m_report_now.ring();
+}
+
+// Returns 0 after a stop asked for, 1 after an error (the supervisor starts a new intake).
 int Intake::run() {
   m_link = std::make_unique<Link>(m_settings, [](const std::string& s) { log_line(s); });
   sys::SignalFd signals({SIGTERM, SIGINT, SIGHUP});
+  std::atomic<int> rc{0};
   std::thread reporter([&] {
     try {
       report_loop(signals.fd());
     } catch (const std::exception& e) {
       log_line(fmt::format("error: {}", e.what()));
+      rc = 1;
     }
-    m_stop = true;
-    m_wake.notify_all();
+    stop();
   });
   log_line(
       fmt::format("taking jobs from the stream {} on {} as {}", m_settings.stream, servers_text(m_settings), m_host));
@@ -138,10 +159,11 @@ int Intake::run() {
     take_loop();
   } catch (const std::exception& e) {
     log_line(fmt::format("error: {}", e.what()));
-    m_stop = true;
+    rc = 1;
   }
+  stop();
   reporter.join();
-  return 0;
+  return rc;
 }
 
 void Intake::stop_at(Micros deadline) {
@@ -212,6 +234,29 @@ int Intake::capacity() {
   return idle;
 }
 
+// Messages that reached the subscription after their pull request had expired wait in
+// its buffer, delivered and unacknowledged: with no idle worker for them they go back to
+// the stream at once (a negative acknowledgement), so another host takes them now rather
+// than in 30 s, and this one never holds them.
+void Intake::give_back_buffered() {
+  int buffered = 0;
+  if (!m_sub.p || natsSubscription_GetPending(m_sub.p, &buffered, nullptr) != NATS_OK || buffered == 0) {
+    return;
+  }
+  jsFetchRequest req;
+  jsFetchRequest_Init(&req);
+  req.Batch = buffered;
+  req.NoWait = true;
+  req.Expires = static_cast<int64_t>(k_long_poll_ms) * 1'000'000;
+  natsMsgList list{};
+  if (natsSubscription_FetchRequest(&list, m_sub.p, &req) == NATS_OK) {
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg_Nak(list.Msgs[i], nullptr);
+    }
+  }
+  natsMsgList_Destroy(&list);
+}
+
 void Intake::take_loop() {
   while (!m_stop) {
     if (!m_sub.p && !subscribe()) {
@@ -224,8 +269,11 @@ void Intake::take_loop() {
       seen = m_wakes; // read before we look: a wake while we look is not lost
     }
     const int want = capacity();
-    if (want <= 0) {
-      // A worker that finishes a job wakes us through the reporter.
+    if (want <= 0 || natsConnection_Status(m_link->nc()) != NATS_CONN_STATUS_CONNECTED) {
+      // A worker that finishes a job wakes us through the reporter. (No pull request
+      // is sent while the connection is down: libnats would keep it and send it later,
+      // for jobs we may no longer have room for.)
+      give_back_buffered();
       std::unique_lock<std::mutex> g(m_mutex);
       m_wake.wait_for(g, std::chrono::microseconds(k_idle_look), [&] { return m_stop || m_wakes != seen; });
       continue;
@@ -259,6 +307,7 @@ void Intake::take_loop() {
       jsFetchRequest_Init(&req);
       req.Batch = want - 1;
       req.NoWait = true;
+      req.Expires = static_cast<int64_t>(k_long_poll_ms) * 1'000'000; // for the server's "no more" answer
       natsMsgList more{};
       if (natsSubscription_FetchRequest(&more, m_sub.p, &req) == NATS_OK) {
         for (int i = 0; i < more.Count; ++i) {
@@ -340,7 +389,13 @@ void Intake::take(std::vector<natsMsg*>& msgs) {
     }
   }
   if (!taken.empty()) {
-    m_spool.sync_dir(JobState::pending);
+    try {
+      m_spool.sync_dir(JobState::pending);
+    } catch (const Error& e) {
+      // The jobs are in pending/ and run here: acknowledged all the same, so that no
+      // other host runs them too; only a power cut now could lose them.
+      log_line(fmt::format("cannot make pending/ durable: {}", e.what()));
+    }
     const std::lock_guard<std::mutex> g(m_mutex);
     for (const std::string& id : taken) {
       m_mine[id] = JobState::pending;
@@ -423,6 +478,13 @@ void Intake::note_reported(Micros through) {
   }
 }
 
+void Intake::mark_all_dirty() {
+  const std::lock_guard<std::mutex> g(m_mutex);
+  for (const auto& [id, state] : m_mine) {
+    m_dirty.insert(id);
+  }
+}
+
 void Intake::report_loop(int signal_fd) {
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -444,10 +506,16 @@ void Intake::report_loop(int signal_fd) {
   }
   const int wd_workers = watch->add(m_spool.workers().path(), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO);
   adopt_taken_jobs();
+  Micros next_look = monotonic_micros() + k_look_again;
   for (;;) {
     const Micros look = now_micros(); // every change before this is drained below
     bool wake = false;
-    watch->drain([&](int wd, std::uint32_t, std::string_view name) {
+    bool overflow = false;
+    watch->drain([&](int wd, std::uint32_t mask, std::string_view name) {
+      if (mask & IN_Q_OVERFLOW) {
+        overflow = true; // events were lost: look at every job
+        return;
+      }
       if (wd == wd_workers) {
         wake = true; // a worker's job changed: it may be idle
         return;
@@ -463,7 +531,10 @@ void Intake::report_loop(int signal_fd) {
         it->second = dirs[wd];
       }
     });
-    if (wake) {
+    if (overflow) {
+      mark_all_dirty();
+    }
+    if (wake || overflow) {
       {
         const std::lock_guard<std::mutex> g(m_mutex);
         ++m_wakes;
@@ -480,23 +551,22 @@ void Intake::report_loop(int signal_fd) {
       note_reported(look);
     }
     pollfd fds[] = {{watch->fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {m_report_now.fd(), POLLIN, 0}};
-    if (sys::poll(fds, 3, again ? 1000 : 5000) == 0) {
-      // Quiet for a while: look again at the jobs that still count against the idle
-      // workers, should an event have been missed.
-      const std::lock_guard<std::mutex> g(m_mutex);
-      for (const auto& [id, state] : m_mine) {
-        if (state == JobState::pending || state == JobState::processing) {
-          m_dirty.insert(id);
-        }
-      }
+    sys::poll(
+        fds, 3,
+        static_cast<int>(std::clamp<Micros>(next_look - monotonic_micros(), 0, again ? 1'000'000 : 5'000'000) / 1000));
+    if (monotonic_micros() >= next_look) {
+      // Every 5 s, every job taken is looked at again, should an event have been missed.
+      next_look = monotonic_micros() + k_look_again;
+      mark_all_dirty();
     }
     if (fds[2].revents) {
       m_report_now.clear();
     }
-    if (fds[1].revents) {
-      log_line("stopping");
-      m_stop = true;
-      m_wake.notify_all();
+    if (fds[1].revents || m_stop) {
+      if (fds[1].revents) {
+        log_line("stopping");
+      }
+      stop();
       const Micros last = now_micros();
       report(); // the last changes, if the servers take them now
       const std::lock_guard<std::mutex> g(m_mutex);
@@ -542,7 +612,10 @@ void Intake::report() {
     natsMsg* msg = nullptr;
     natsStatus s = natsMsg_Create(&msg, key_subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
     if (s == NATS_OK) {
-      s = js_PublishMsgAsync(js, &msg, nullptr);
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MaxWait = k_report_wait_ms; // an answer lost with a connection is a failure, not a wait forever
+      s = js_PublishMsgAsync(js, &msg, &po);
     }
     if (msg) {
       natsMsg_Destroy(msg);
