@@ -3,6 +3,8 @@
 #include "queuectl/cli.hpp"
 
 #include "queuectl/cli_commands.hpp"
+#include "queuectl/cli_text.hpp"
+#include "queuectl/completion.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/helpers.hpp"
 #include "queuectl/sys.hpp"
@@ -73,6 +75,52 @@ std::size_t distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// The name among `names` closest to `word`, when it is close enough to be a typo.
+std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& names) {
+  std::optional<std::string> best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const std::string& n : names) {
+    if (const std::size_t d = distance(word, n); d < best_d) {
+      best = n;
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+std::vector<std::string> subcommand_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  return names;
+}
+
+std::string unknown_command(const std::string& word, const CLI::App& where, const std::string& words) {
+  const auto guess = closest(word, subcommand_names(where));
+  return fmt::format("unknown command '{}'{}{} (see '{} --help')", word,
+                     words == "queuectl" ? "" : " for '" + words + "'",
+                     guess ? fmt::format("; did you mean '{}'?", *guess) : "", words);
+}
+
+// `queuectl help [COMMAND...]`: the help of the command those words name.
+int print_help(const CLI::App& app, const std::vector<std::string>& words) {
+  const CLI::App* where = &app;
+  std::string path = app.get_name();
+  for (const std::string& w : words) {
+    const auto subs = where->get_subcommands([&](const CLI::App* c) { return c->get_name() == w; });
+    const CLI::App* sub = subs.empty() ? nullptr : subs.front();
+    if (sub == nullptr || w == "help") {
+      bad_usage(unknown_command(w, *where, path));
+    }
+    path += " " + w;
+    where = sub;
+  }
+  // As `--help` prints it (App::help() would show the parsed `help` command's own).
+  fmt::print("{}", where->get_formatter()->make_help(where, path, CLI::AppFormatMode::Normal));
+  return 0;
+}
+
 // CLI11's wording replaced by what went wrong and where to look.
 std::string usage_message(const CLI::ParseError& e, const CLI::App& app, const Apps& apps, int argc, char** argv) {
   const CLI::App* where = &app;
@@ -97,7 +145,7 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app, const A
           parsed.erase(0, w.size() + 1);
           continue;
         }
-        return fmt::format("unknown command '{}'{} ({})", w, where == &app ? "" : " for '" + words + "'", hint);
+        return unknown_command(w, *where, words);
       }
     }
     return fmt::format("missing command{} ({})", where == &app ? "" : " for '" + words + "'", hint);
@@ -166,9 +214,21 @@ int run(int argc, char** argv, const Helpers& helpers) {
          "spool directory (default: $QUEUECTL_SPOOL, else /var/spool/queuectl for root, else ~/.local/state/queuectl)")
       ->type_name("DIR");
   const Apps apps = wire(app, a);
+  if (argc >= 2 && std::string_view(argv[1]) == "__complete") {
+    // The completion scripts' question: the candidates for the last word (completion.hpp).
+    fmt::print("{}", complete_words(app, std::vector<std::string>(argv + 2, argv + argc)));
+    return 0;
+  }
   try {
     app.parse(argc, argv);
     const auto [command, sub] = chosen(apps);
+    if (std::string_view(command->path) == "help") {
+      return print_help(app, a.words);
+    }
+    if (std::string_view(command->path) == "completion") {
+      fmt::print("{}", completion_script(a.shell));
+      return 0;
+    }
     if (command->clustered && command->clustered(a)) {
       return helpers.cluster(command->path, a, argv);
     }
@@ -190,10 +250,10 @@ int run(int argc, char** argv, const Helpers& helpers) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "queuectl: error: {}\n", usage_message(e, app, apps, argc, argv));
+    say_error(usage_message(e, app, apps, argc, argv));
     return static_cast<int>(Exit::usage);
   } catch (const Error& e) {
-    fmt::print(stderr, "queuectl: error: {}\n", e.what());
+    say_error(e.what());
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     fmt::print(stderr, "queuectl: internal error: {}\n", e.what());

@@ -1,6 +1,7 @@
 #include "queuectl/cli_commands.hpp"
 
 #include "queuectl/cli_text.hpp"
+#include "queuectl/clock.hpp"
 #include "queuectl/config.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/logs.hpp"
@@ -40,7 +41,33 @@ CLI::Validator number(bool integer, double min, const char* what) {
 }
 const CLI::Validator k_integer = number(true, -INFINITY, "an integer");
 const CLI::Validator k_count = number(true, 0, "an integer >= 0");
-const CLI::Validator k_seconds = number(false, 0, "a number of seconds >= 0");
+
+// A duration ("90", "90s", "5m", "2h30m", "1d"), handed on as its number of seconds.
+const CLI::Validator k_duration(
+    [](std::string& s) {
+      const auto secs = parse_duration(s);
+      if (!secs) {
+        return fmt::format("expected a duration such as 90, 90s, 5m, 2h30m or 1d, got '{}'", s);
+      }
+      s = fmt::format("{}", *secs);
+      return std::string();
+    },
+    "");
+
+// A time: RFC 3339, or local ("14:30", "tomorrow 03:00", "2026-12-01 03:00"), handed on
+// in RFC 3339 UTC.
+const CLI::Validator k_time(
+    [](std::string& s) {
+      const auto t = parse_user_time(s, now_micros());
+      if (!t) {
+        return fmt::format("expected a time such as 14:30, 'tomorrow 03:00', '2026-12-01 03:00' (local) or "
+                           "2026-12-01T03:00:00Z, got '{}'",
+                           s);
+      }
+      s = format_time(*t);
+      return std::string();
+    },
+    "");
 
 std::optional<JobState> state_of(const std::string& s, bool finished_only) {
   if (s.empty()) {
@@ -66,13 +93,17 @@ void enqueue_options(CLI::App& c, Args& a) {
   c.add_option("--max-retries", a.enq.max_retries, "retries after the first failure (default: config max-retries)")
       ->type_name("N")
       ->check(k_count);
-  c.add_option("--timeout", a.enq.timeout, "seconds before the job is killed (0 = none)")
-      ->type_name("SEC")
-      ->check(k_seconds);
-  auto* at = c.add_option("--run-at", a.enq.run_at, "do not run before this RFC 3339 time")->type_name("TIME");
-  c.add_option("--delay", a.enq.delay, "do not run for this many seconds")
-      ->type_name("SEC")
-      ->check(k_seconds)
+  c.add_option("--timeout", a.enq.timeout, "kill the job after this long: 90, 90s, 5m, 2h30m, 1d (0 = never)")
+      ->type_name("DURATION")
+      ->transform(k_duration);
+  auto* at =
+      c.add_option("--run-at", a.enq.run_at,
+                   "do not run before this time: 14:30, 'tomorrow 03:00', '2026-12-01 03:00' (local), or RFC 3339")
+          ->type_name("TIME")
+          ->transform(k_time);
+  c.add_option("--delay", a.enq.delay, "do not run for this long: 90, 90s, 5m, 2h30m, 1d")
+      ->type_name("DURATION")
+      ->transform(k_duration)
       ->excludes(at);
   c.add_option("--cwd", a.enq.cwd, "directory to run in (relative: to the current one)")->type_name("DIR");
   c.add_option("--env", a.enq.env, "set an environment variable for the job (repeatable)")
@@ -99,7 +130,7 @@ int for_each_id(const std::vector<std::string>& ids, const char* done,
       fn(id);
       out(fmt::format("{} {}\n", done, id));
     } catch (const Error& e) {
-      fmt::print(stderr, "queuectl: error: {}\n", e.what());
+      say_error(e.what());
       rc = static_cast<int>(e.code());
     }
   }
@@ -125,17 +156,35 @@ void id_option(CLI::App& c, Args& a) {
 void json_flag(CLI::App& c, Args& a, const char* what) {
   c.add_flag("--json", a.json, what);
 }
+void utc_flag(CLI::App& c, Args& a) {
+  c.add_flag("--utc", a.utc, "show times as RFC 3339 UTC instead of relative to now (\"3m ago\", \"in 2h\")");
+}
+TableStyle table_style(const Args& a) {
+  return TableStyle{a.utc, now_micros(), use_colour(STDOUT_FILENO)};
+}
 void older_option(CLI::App& c, Args& a) {
-  c.add_option("--older-than", a.older_than, "only jobs last updated more than SEC seconds ago")
-      ->type_name("SEC")
-      ->check(k_seconds);
+  c.add_option("--older-than", a.older_than, "only jobs last updated longer ago than this: 3600, 90m, 7d")
+      ->type_name("DURATION")
+      ->transform(k_duration);
 }
 
 const Command k_commands[] = {
+    {"help", "print the help of queuectl or of a command: 'queuectl help worker start'", false,
+     [](CLI::App& c, Args& a) { c.add_option("command", a.words, "the command's words")->type_name("COMMAND..."); },
+     [](Call&) { return 0; }}, // answered in cli.cpp, which holds the parser
+    {"completion", "print the shell completion script for bash, zsh or fish", false,
+     [](CLI::App& c, Args& a) { c.add_option("shell", a.shell, "bash, zsh or fish")->required()->type_name("SHELL"); },
+     [](Call&) { return 0; }}, // answered in cli.cpp: no spool needed
     {"enqueue", "add a job: JSON argument, '-' for JSON lines on stdin, or --command", true, enqueue_options,
      [](Call& c) {
+       // Ctrl-C while a batch is written removes it; once published, its ids are printed.
+       std::optional<sys::HeldInterrupts> held;
+       if (c.a.enq.json == "-") {
+         held.emplace();
+       }
        const JobIds ids = cmd::enqueue(c.spool, *c.a.enq_checked);
        out_ids(ids);
+       held.reset();
        if (!c.a.wait) {
          return 0;
        }
@@ -154,7 +203,7 @@ const Command k_commands[] = {
      [](CLI::App& c, Args& a) { json_flag(c, a, "print one JSON object"); },
      [](Call& c) {
        const Json j = cmd::status(c.spool);
-       out(c.a.json ? j.dump() + "\n" : status_lines(j));
+       out(c.a.json ? j.dump() + "\n" : status_lines(j, use_colour(STDOUT_FILENO)));
        return 0;
      }},
     {"list", "list jobs, oldest first", false,
@@ -164,12 +213,21 @@ const Command k_commands[] = {
        c.add_option("--limit", a.limit, "print at most N jobs")->type_name("N")->check(k_count);
        c.add_option("--queue", a.queue, "only jobs of this queue")->type_name("NAME");
        c.add_option("--tag", a.tag, "only jobs with this tag")->type_name("TAG");
+       utc_flag(c, a);
        json_flag(c, a, "print a JSON array of the jobs as stored");
      },
      [](Call& c) {
-       const auto jobs = cmd::list(c.spool, cmd::JobFilter{state_of(c.a.state, false), c.a.queue, c.a.tag, c.a.limit});
-       c.a.json ? out_json(cmd::jobs_json(jobs))
-                : out(job_table(jobs, [&](const StoredJob& sj) { return cmd::waits_for(c.spool, sj); }));
+       const auto state = state_of(c.a.state, false);
+       const auto jobs = cmd::list(c.spool, cmd::JobFilter{state, c.a.queue, c.a.tag, c.a.limit});
+       if (c.a.json) {
+         out_json(cmd::jobs_json(jobs));
+       } else if (jobs.empty() && sys::is_terminal(STDOUT_FILENO)) { // a pipe gets nothing to parse
+         out(fmt::format("no {}jobs{}{}\n", state ? std::string(state_name(*state)) + " " : "",
+                         c.a.queue ? " in queue '" + *c.a.queue + "'" : "",
+                         c.a.tag ? " tagged '" + *c.a.tag + "'" : ""));
+       } else {
+         out(job_table(jobs, table_style(c.a), [&](const StoredJob& sj) { return cmd::waits_for(c.spool, sj); }));
+       }
        return 0;
      },
      [](Args& a, bool) {
@@ -192,20 +250,23 @@ const Command k_commands[] = {
     {"logs", "print a job's output log", false,
      [](CLI::App& c, Args& a) {
        id_option(c, a);
-       c.add_flag("-f,--follow", a.follow, "keep printing new output until the job is completed or dead");
+       c.add_flag("-f,--follow", a.follow,
+                  "keep printing new output until the job is completed or dead, then exit as 'queuectl wait' does");
      },
      [](Call& c) {
        print_log(c.spool, c.a.id, c.a.follow, STDOUT_FILENO);
-       return 0;
+       // Followed to its end, the job's outcome is the exit status, as for 'wait'.
+       return c.a.follow ? cmd::wait_jobs(c.spool, {c.a.id}, std::nullopt, nullptr) : 0;
      },
      [](Args& a, bool) { check_ids({a.id}); }},
-    {"cancel", "move a pending, held or failed job to the dead-letter queue", false, id_option,
+    {"cancel", "move jobs to the dead-letter queue; a running job's command is ended first", false, ids_option,
      [](Call& c) {
-       cmd::cancel(c.spool, c.a.id);
-       out(fmt::format("cancelled {}\n", c.a.id));
-       return 0;
+       return for_each_id(c.a.ids, "cancelled", [&](const std::string& id) { cmd::cancel(c.spool, id); });
      },
-     [](Args& a, bool) { check_ids({a.id}); }},
+     [](Args& a, bool) { check_ids(a.ids); }},
+    {"retry", "run completed or dead jobs again (back to pending, attempts 0)", false, ids_option,
+     [](Call& c) { return for_each_id(c.a.ids, "retried", [&](const std::string& id) { cmd::retry(c.spool, id); }); },
+     [](Args& a, bool) { check_ids(a.ids); }},
     {"hold", "keep pending or failed jobs from starting until released", false, ids_option,
      [](Call& c) { return for_each_id(c.a.ids, "held", [&](const std::string& id) { cmd::hold(c.spool, id); }); },
      [](Args& a, bool) { check_ids(a.ids); }},
@@ -217,9 +278,9 @@ const Command k_commands[] = {
     {"wait", "wait until jobs are completed or dead; exit with the outcome", false,
      [](CLI::App& c, Args& a) {
        ids_option(c, a);
-       c.add_option("--timeout", a.wait_timeout, "give up after SEC seconds (exit 124)")
-           ->type_name("SEC")
-           ->check(k_seconds);
+       c.add_option("--timeout", a.wait_timeout, "give up after this long: 30, 90s, 5m (exit 124)")
+           ->type_name("DURATION")
+           ->transform(k_duration);
        c.add_flag("--cluster", a.cluster, "wait for jobs that run on any host of the cluster");
      },
      [](Call& c) { return wait_and_say(c.spool, c.a.ids, c.a.wait_timeout); }, [](Args& a, bool) { check_ids(a.ids); },
@@ -238,10 +299,19 @@ const Command k_commands[] = {
      [](Args& a, bool) { state_of(a.state, true); }},
     {"dlq", "the dead-letter queue: list, retry, purge", false, nullptr, nullptr},
     {"dlq list", "list dead jobs, oldest first", false,
-     [](CLI::App& c, Args& a) { json_flag(c, a, "print a JSON array of the jobs as stored"); },
+     [](CLI::App& c, Args& a) {
+       utc_flag(c, a);
+       json_flag(c, a, "print a JSON array of the jobs as stored");
+     },
      [](Call& c) {
        const auto jobs = cmd::list(c.spool, JobState::dead, SIZE_MAX);
-       c.a.json ? out_json(cmd::jobs_json(jobs)) : out(job_table(jobs));
+       if (c.a.json) {
+         out_json(cmd::jobs_json(jobs));
+       } else if (jobs.empty() && sys::is_terminal(STDOUT_FILENO)) {
+         out("the dead-letter queue is empty\n");
+       } else {
+         out(job_table(jobs, table_style(c.a)));
+       }
        return 0;
      }},
     {"dlq retry", "move dead jobs back to pending with attempts reset", false,
@@ -287,7 +357,9 @@ const Command k_commands[] = {
      }},
     {"config get", "print one setting's value", false,
      [](CLI::App& c, Args& a) {
-       c.add_option("key", a.key, "max-retries, backoff-base, backoff-max, timeout or priority")->required();
+       c.add_option("key", a.key, "max-retries, backoff-base, backoff-max, timeout or priority")
+           ->required()
+           ->type_name("KEY");
      },
      [](Call& c) {
        out(format_value(cmd::config_get(c.spool, c.a.key)) + "\n");
@@ -296,8 +368,8 @@ const Command k_commands[] = {
      [](Args& a, bool) { cmd::check_config(a.key, std::nullopt); }},
     {"config set", "change a setting", true,
      [](CLI::App& c, Args& a) {
-       c.add_option("key", a.key, "setting name")->required();
-       c.add_option("value", a.value, "new value")->required();
+       c.add_option("key", a.key, "setting name")->required()->type_name("KEY");
+       c.add_option("value", a.value, "new value")->required()->type_name("VALUE");
      },
      [](Call& c) {
        cmd::config_set(c.spool, c.a.key, c.a.value);
@@ -305,7 +377,7 @@ const Command k_commands[] = {
      },
      [](Args& a, bool) { cmd::check_config(a.key, a.value); }},
     {"config unset", "return a setting to its default", false,
-     [](CLI::App& c, Args& a) { c.add_option("key", a.key, "setting name")->required(); },
+     [](CLI::App& c, Args& a) { c.add_option("key", a.key, "setting name")->required()->type_name("KEY"); },
      [](Call& c) {
        cmd::config_unset(c.spool, c.a.key);
        return 0;

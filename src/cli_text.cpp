@@ -28,29 +28,96 @@ std::string shorten(std::string s, std::size_t n) {
 
 } // namespace
 
-std::string job_table(const std::vector<StoredJob>& jobs,
+bool use_colour(int fd) {
+  const char* no = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  return (no == nullptr || *no == '\0') && !(term != nullptr && std::string_view(term) == "dumb") &&
+         sys::is_terminal(fd);
+}
+
+void say_error(std::string_view message) {
+  static const bool colour = use_colour(STDERR_FILENO);
+  fmt::print(stderr, "queuectl: {}: {}\n", colour ? "\033[1;31merror\033[0m" : "error", message);
+}
+
+std::string paint(JobState s, const std::string& text, bool on) {
+  if (!on) {
+    return text;
+  }
+  const char* sgr = "";
+  switch (s) {
+  case JobState::pending:
+    sgr = "36"; // cyan
+    break;
+  case JobState::held:
+    sgr = "35"; // magenta
+    break;
+  case JobState::processing:
+    sgr = "1;34"; // bold blue
+    break;
+  case JobState::failed:
+    sgr = "33"; // yellow
+    break;
+  case JobState::completed:
+    sgr = "32"; // green
+    break;
+  case JobState::dead:
+    sgr = "1;31"; // bold red
+    break;
+  }
+  return fmt::format("\033[{}m{}\033[0m", sgr, text);
+}
+
+namespace {
+
+std::string shown_time(const std::string& text, const TableStyle& style) {
+  const auto t = parse_time(text);
+  if (!t) {
+    return text.empty() ? "-" : text;
+  }
+  return style.utc ? format_time(*t).substr(0, 19) + "Z" : relative_time(*t, style.now);
+}
+
+// When the job is next due: its run_at until it first runs, its retry time when failed.
+std::string due_of(const StoredJob& sj) {
+  if (sj.state == JobState::failed || sj.state == JobState::held) {
+    return sj.job.text("next_run_at");
+  }
+  if (sj.state == JobState::pending) {
+    const std::string retry = sj.job.text("next_run_at");
+    return retry.empty() && sj.job.attempts() == 0 ? sj.job.text("run_at") : retry;
+  }
+  return {};
+}
+
+} // namespace
+
+std::string job_table(const std::vector<StoredJob>& jobs, const TableStyle& times,
                       const std::function<std::vector<std::string>(const StoredJob&)>& waits) {
   if (jobs.empty()) {
     return {};
   }
   std::size_t w = 2;
-  std::size_t qw = 0; // the QUEUE column, shown only when a job is not in "default"
+  std::size_t qw = 0;                                    // the QUEUE column, shown only when a job is not in "default"
+  std::vector<std::pair<std::string, std::string>> when; // CREATED, DUE
+  std::size_t cw = 7;
+  std::size_t dw = 3;
   for (const StoredJob& sj : jobs) {
     w = std::max(w, sj.job.id().size());
     if (const std::string q = sj.job.queue(); q != k_default_queue) {
       qw = std::max<std::size_t>({qw, q.size(), 7});
     }
+    when.emplace_back(shown_time(sj.job.text("created_at"), times), shown_time(due_of(sj), times));
+    cw = std::max(cw, when.back().first.size());
+    dw = std::max(dw, when.back().second.size());
   }
   const auto queue_cell = [&](const std::string& q) {
     return qw == 0 ? std::string() : fmt::format("{:<{}}  ", q, qw);
   };
-  std::string text = fmt::format("{:<{}}  {:<10}  {}{:>4}  {:>5}  {:<20}  {}\n", "ID", w, "STATE", queue_cell("QUEUE"),
-                                 "PRI", "TRIES", "CREATED", "COMMAND / LAST ERROR");
-  for (const StoredJob& sj : jobs) {
-    std::string created = sj.job.text("created_at");
-    if (const auto t = parse_time(created)) {
-      created = format_time(*t).substr(0, 19) + "Z";
-    }
+  std::string text = fmt::format("{:<{}}  {:<10}  {}{:>4}  {:>5}  {:<{}}  {:<{}}  {}\n", "ID", w, "STATE",
+                                 queue_cell("QUEUE"), "PRI", "TRIES", "CREATED", cw, "DUE", dw, "COMMAND / LAST ERROR");
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const StoredJob& sj = jobs[i];
     std::string what = shorten(sj.job.command(), 60);
     if (const std::string bad = sj.job.text("invalid"); !bad.empty()) {
       what = "INVALID: " + shorten(bad, 80); // a damaged or foreign file, listed as what it is
@@ -69,9 +136,10 @@ std::string job_table(const std::vector<StoredJob>& jobs,
     for (const std::string& tag : sj.job.tags()) {
       what += "  #" + shorten(tag, 64);
     }
-    text +=
-        fmt::format("{:<{}}  {:<10}  {}{:>4}  {:>2}/{:<2}  {:<20}  {}\n", sj.job.id(), w, state_name(sj.state),
-                    queue_cell(sj.job.queue()), sj.job.priority(), sj.job.attempts(), sj.job.max_runs(), created, what);
+    text += fmt::format("{:<{}}  {}  {}{:>4}  {:>2}/{:<2}  {:<{}}  {:<{}}  {}\n", sj.job.id(), w,
+                        paint(sj.state, fmt::format("{:<10}", state_name(sj.state)), times.colour),
+                        queue_cell(sj.job.queue()), sj.job.priority(), sj.job.attempts(), sj.job.max_runs(),
+                        when[i].first, cw, when[i].second, dw, what);
   }
   return text;
 }
@@ -97,10 +165,13 @@ std::string queue_table(const Json& queues) {
   return text;
 }
 
-std::string status_lines(const Json& status) {
+std::string status_lines(const Json& status, bool colour) {
   std::string text;
   for (const auto& [k, v] : status.items()) {
-    text += fmt::format("{:<11} {}\n", k, v.get<std::size_t>());
+    const std::string label = fmt::format("{:<11}", k);
+    const auto st = parse_state(k);
+    text += fmt::format("{} {}\n", st && v.get<std::size_t>() > 0 ? paint(*st, label, colour) : label,
+                        v.get<std::size_t>());
   }
   return text;
 }

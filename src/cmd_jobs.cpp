@@ -3,6 +3,7 @@
 #include "queuectl/counters.hpp"
 #include "queuectl/error.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/supervisor.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
 
@@ -77,8 +78,28 @@ std::string log_text(const Spool& spool, const std::string& id) {
 }
 
 void cancel(const Spool& spool, const std::string& id) {
-  Transitions(spool).cancel(id);
-  Counters(spool).add(count_one(Counter::jobs_dead));
+  // A job may move between the look and the lock (claimed, or finished): look again.
+  for (int attempt = 0;; ++attempt) {
+    std::optional<JobState> st = spool.locate(id);
+    if (st == JobState::processing) {
+      st = cancel_running(spool, id);
+      if (st == JobState::dead) {
+        return; // its worker (or the recovery) moved it and counted it
+      }
+      if (st == JobState::completed) {
+        fail(fmt::format("cannot cancel job '{}': it completed before it could be ended", id));
+      }
+    }
+    try {
+      Transitions(spool).cancel(id);
+      Counters(spool).add(count_one(Counter::jobs_dead));
+      return;
+    } catch (const Error&) {
+      if (attempt == 2 || spool.locate(id) != JobState::processing) {
+        throw;
+      }
+    }
+  }
 }
 
 void hold(const Spool& spool, const std::string& id) {
@@ -87,6 +108,11 @@ void hold(const Spool& spool, const std::string& id) {
 
 void release(const Spool& spool, const std::string& id) {
   Transitions(spool).release(id);
+}
+
+void retry(const Spool& spool, const std::string& id) {
+  Transitions(spool).retry(id, false);
+  Counters(spool).add(count_one(Counter::jobs_retried));
 }
 
 std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::string>& ids, bool all) {
@@ -101,7 +127,7 @@ std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::s
   Transitions tx(spool);
   Counters counters(spool);
   for (const std::string& id : which) {
-    tx.retry(id);
+    tx.retry(id, true);
     counters.add(count_one(Counter::jobs_retried));
   }
   return which;

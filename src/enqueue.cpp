@@ -315,6 +315,9 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
     pending_index::Appender order(spool); // the jobs' lines, before any is published
     for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
       try {
+        if ((i - begin) % 1024 == 1023 && sys::interrupt_pending()) {
+          fail("interrupted: nothing was enqueued"); // what was written goes with the batch
+        }
         bool given = false;
         if (!o.id) {
           fresh = ids.generated(i);
@@ -355,6 +358,9 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
           },
           fmt::format("line {}: ", lines.number(i)));
     }
+  }
+  if (sys::interrupt_pending()) {
+    fail("interrupted: nothing was enqueued");
   }
   const sys::LockFile ids_lock = check_batch_ids(spool, ids, lines);
   batch.publish([&](std::size_t i) { return ids[i]; }, false);

@@ -5,6 +5,7 @@
 #include "queuectl/json_text.hpp"
 #include "queuectl/nats_link.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/say.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/watch.hpp"
@@ -37,11 +38,7 @@ constexpr const char* k_reported_file = "intake.reported";
 constexpr Micros k_reported_margin = 2'000'000; // file times and the clock may differ a little
 
 void log_line(std::string_view line) {
-  try {
-    sys::write_all(STDERR_FILENO, fmt::format("queuectl[{}]: intake: {}\n", sys::own_pid(), line), "standard error");
-  } catch (const Error&) {
-    // nobody reads our messages any more: the work goes on
-  }
+  say(fmt::format("intake: {}", line));
 }
 
 // Says a trouble once, not at every retry, and its end.

@@ -125,6 +125,24 @@ std::vector<WorkerInfo> live_records(const Spool& spool) {
   return out;
 }
 
+namespace {
+std::string cancel_name(const std::string& id) {
+  return "cancel-" + id;
+}
+} // namespace
+
+CancelRequest::CancelRequest(const Spool& spool, std::string id) : m_dir(spool.workers()), m_name(cancel_name(id)) {
+  m_dir.create(m_name, "", false, 0644, true);
+}
+
+CancelRequest::~CancelRequest() {
+  m_dir.remove_quietly(m_name);
+}
+
+bool cancel_requested(const Spool& spool, const std::string& id) {
+  return spool.workers().exists(cancel_name(id));
+}
+
 std::size_t live_worker_count(const Spool& spool) {
   std::size_t n = 0;
   for (const WorkerInfo& w : live_records(spool)) {

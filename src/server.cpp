@@ -350,7 +350,7 @@ void Api::install(httplib::Server& svr) {
   route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt,
         Handler([this](const httplib::Request& req, httplib::Response& res) {
           const std::string id = job_id(req);
-          cmd::retry_dead(m_spool, {id}, false);
+          cmd::retry(m_spool, id);
           send_json(res, 200, cmd::show(m_spool, id));
         }));
   route(svr, R"(/api/jobs/([^/]+)/cancel)", std::nullopt,

@@ -4,6 +4,7 @@
 #include "queuectl/helpers.hpp"
 #include "queuectl/job_index.hpp"
 #include "queuectl/registry.hpp"
+#include "queuectl/say.hpp"
 #include "queuectl/spool.hpp"
 #include "queuectl/sys.hpp"
 #include "queuectl/transition.hpp"
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -28,14 +30,10 @@ namespace {
 constexpr int k_max_fast_failures = 5;       // a worker dying this often at start: give up
 constexpr Micros k_fast_failure = 1'000'000; // "at start": within a second
 
-constexpr std::initializer_list<int> k_signals = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1};
+constexpr std::initializer_list<int> k_signals = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2};
 
 void log_line(std::string_view line) {
-  try {
-    sys::write_all(STDERR_FILENO, fmt::format("queuectl[{}]: {}\n", sys::own_pid(), line), "standard error");
-  } catch (const Error&) {
-    // nobody reads our messages any more: the work goes on
-  }
+  say(line);
 }
 
 class Supervisor {
@@ -61,6 +59,7 @@ private:
   Registration m_reg;
   std::map<pid_t, Micros> m_workers; // pid -> start time
   bool m_stopping = false;
+  bool m_interrupted = false; // stopping after a Ctrl-C: a second one forces
   int m_fast_failures = 0;
   int m_exit = 0;
   Fd m_ready_fd;                         // the caller's readiness pipe; workers must not inherit it
@@ -284,15 +283,18 @@ int Supervisor::run(int ready_fd) {
     while (const auto sig = signals.next()) {
       if (*sig == SIGCHLD) {
         reap();
-      } else if (*sig == SIGUSR1) {
+      } else if (*sig == SIGUSR1 || (*sig == SIGINT && m_interrupted)) {
+        // `worker stop --now`, or a second Ctrl-C: the convention is that it forces
         m_stopping = true;
         sys::notify_systemd("STOPPING=1");
         log_line("stopping now: running jobs are killed and count as failed attempts");
         stop_workers(SIGUSR1);
       } else if (!m_stopping) {
         m_stopping = true;
+        m_interrupted = *sig == SIGINT;
         sys::notify_systemd("STOPPING=1");
-        log_line("stopping: running jobs finish first");
+        log_line(m_interrupted ? "stopping: running jobs finish first (Ctrl-C again to kill them now)"
+                               : "stopping: running jobs finish first");
         stop_workers(SIGTERM);
       }
     }
@@ -399,6 +401,61 @@ void end_orphans(const Spool& spool) {
 }
 
 } // namespace
+
+JobState cancel_running(const Spool& spool, const std::string& id, Micros grace) {
+  const CancelRequest request(spool, id);
+  const Micros start = now_micros();
+  const Micros orphan_after = start + 1'000'000; // a worker records its job just after the claim
+  const Micros give_up = start + grace + 10'000'000;
+  Micros signalled = 0;
+  Micros kill_at = 0;
+  for (;;) {
+    const auto st = spool.locate(id);
+    if (!st) {
+      throw NotFound(fmt::format("no such job '{}'", id));
+    }
+    if (*st != JobState::processing) {
+      return *st;
+    }
+    const Micros now = now_micros();
+    if (now >= give_up) {
+      fail(fmt::format("job '{}' is still running {:.0f} s after it was cancelled; see 'queuectl worker status'", id,
+                       static_cast<double>(now - start) / 1e6));
+    }
+    const auto records = live_records(spool);
+    const auto runner =
+        std::find_if(records.begin(), records.end(), [&](const WorkerInfo& w) { return w.job && *w.job == id; });
+    if (runner != records.end()) {
+      if (now - signalled >= 1'000'000) { // again now and then: it may have been launching
+        if (sys::send_signal(runner->pid, SIGUSR2) == sys::Sent::denied) {
+          fail(fmt::format("cannot cancel job '{}': its worker (process {}) belongs to another user", id, runner->pid));
+        }
+        signalled = now;
+      }
+    } else if (now >= orphan_after) {
+      // No worker runs it: its worker died, and its command may still hold the lock.
+      bool busy = false;
+      if (auto l = spool.lock_job(JobState::processing, id, &busy)) {
+        Transitions(spool).recover_locked(std::move(*l), "cancelled");
+        continue;
+      }
+      const auto jst = spool.stat_job(JobState::processing, id);
+      if (busy && jst && (kill_at == 0 || now >= kill_at)) {
+        std::set<pid_t> ours{sys::own_process_group()};
+        for (const WorkerInfo& w : records) {
+          ours.insert(sys::process_group(w.pid)); // never a worker's or supervisor's group
+        }
+        for (pid_t pid : sys::pids_locking(jst->st_dev, jst->st_ino)) {
+          if (const pid_t g = sys::process_group(pid); g > 1 && !ours.count(g)) {
+            sys::signal_group(g, kill_at == 0 ? SIGTERM : SIGKILL);
+          }
+        }
+        kill_at = kill_at == 0 ? now + grace : std::numeric_limits<Micros>::max();
+      }
+    }
+    sys::sleep_for(20'000); // a rare command that waits on other processes' exits
+  }
+}
 
 std::size_t stop_all(const Spool& spool, bool now) {
   const int sig = now ? SIGUSR1 : SIGTERM;

@@ -536,6 +536,15 @@ void Dir::for_each_inode(const std::function<bool(std::string_view, ino_t)>& fn)
 
 // --- processes -----------------------------------------------------------------------
 
+bool is_regular_file(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool is_terminal(int fd) {
+  return ::isatty(fd) == 1;
+}
+
 pid_t own_pid() {
   return ::getpid();
 }
@@ -943,6 +952,30 @@ void block_signals(const sigset_t& set, sigset_t* old) {
 
 void set_signal_mask(const sigset_t& set) {
   ::pthread_sigmask(SIG_SETMASK, &set, nullptr);
+}
+
+namespace {
+const sigset_t k_interrupts = signal_set({SIGINT, SIGTERM, SIGHUP});
+} // namespace
+
+HeldInterrupts::HeldInterrupts() : m_old() {
+  block_signals(k_interrupts, &m_old);
+}
+
+HeldInterrupts::~HeldInterrupts() {
+  set_signal_mask(m_old);
+}
+
+bool interrupt_pending() {
+  sigset_t pending;
+  ::sigemptyset(&pending);
+  ::sigpending(&pending);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    if (::sigismember(&pending, sig) == 1) {
+      return true;
+    }
+  }
+  return false;
 }
 
 int wait_signal(const sigset_t& set, Micros timeout) {

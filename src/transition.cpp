@@ -1,6 +1,7 @@
 #include "queuectl/transition.hpp"
 
 #include "queuectl/error.hpp"
+#include "queuectl/registry.hpp"
 #include "queuectl/sys.hpp"
 
 #include <fmt/format.h>
@@ -21,6 +22,10 @@ double backoff_seconds(std::int64_t attempts, double base, double max) {
 
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now) {
   job.set_outcome(r.exit_code, r.error);
+  if (r.cancelled) {
+    job.mark_cancelled();
+    return JobState::dead;
+  }
   if (r.error.empty()) {
     return JobState::completed;
   }
@@ -454,7 +459,8 @@ std::optional<Recovered> Transitions::recover_locked(LockedJob l, const std::str
   if (!st || *st == JobState::pending) {
     start_content(*job, l, cfg.job_defaults(), now); // the claim's run, not yet written
   }
-  const JobState to = record_run(*job, RunResult{std::nullopt, reason}, cfg, now);
+  const bool cancelled = cancel_requested(m_spool, l.stem);
+  const JobState to = record_run(*job, RunResult{std::nullopt, cancelled ? "cancelled" : reason, cancelled}, cfg, now);
   job->set_state(to);
   job->touch(now);
   rewrite(l, *job);
@@ -496,7 +502,7 @@ namespace {
 // Locks `id` in whichever state holds it, among `allowed`. Error(failure) with a message
 // built by `refuse(state)` when it is elsewhere, "no such job" when nowhere.
 template <class Refuse>
-std::pair<LockedJob, Job> lock_for(const Spool& spool, const std::string& id, std::initializer_list<JobState> allowed,
+std::pair<LockedJob, Job> lock_for(const Spool& spool, const std::string& id, const std::vector<JobState>& allowed,
                                    const char* verb, Refuse refuse) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     const StoredJob sj = spool.load(id);
@@ -535,9 +541,13 @@ void Transitions::cancel(const std::string& id) {
   sync(JobState::dead);
 }
 
-void Transitions::retry(const std::string& id) {
-  auto [l, job] = lock_for(m_spool, id, {JobState::dead}, "retry", [&](const StoredJob& sj) {
-    fail(fmt::format("cannot retry job '{}': it is {}, not dead", id, state_name(sj.state)));
+void Transitions::retry(const std::string& id, bool dead_only) {
+  const std::vector<JobState> allowed =
+      dead_only ? std::vector<JobState>{JobState::dead} : std::vector<JobState>{JobState::completed, JobState::dead};
+  auto [l, job] = lock_for(m_spool, id, allowed, "retry", [&](const StoredJob& sj) {
+    fail(dead_only ? fmt::format("cannot retry job '{}': it is {}, not dead", id, state_name(sj.state))
+                   : fmt::format("cannot retry job '{}': it is {} (only completed and dead jobs can be retried)", id,
+                                 state_name(sj.state)));
   });
   if (job.json().contains("original_file")) {
     fail(fmt::format("cannot retry job '{}': it was an invalid file ({}); fix it and enqueue it again", id,

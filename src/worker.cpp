@@ -51,10 +51,22 @@ void RunningJob::stop_now(Micros now) {
   }
 }
 
+void RunningJob::cancel(Micros now) {
+  if (!m_cancelled) {
+    m_cancelled = true;
+    if (!m_stopped && !m_timed_out) {
+      terminate(now);
+    }
+  }
+}
+
 RunResult RunningJob::result(int status) const {
   RunResult res;
   res.exit_code = exit_code_of(status);
-  if (m_timed_out) {
+  if (m_cancelled) {
+    res.error = "cancelled";
+    res.cancelled = true;
+  } else if (m_timed_out) {
     res.error = "timeout";
   } else if (m_stopped) {
     res.error = "stopped by 'queuectl worker stop --now'";
@@ -149,7 +161,7 @@ void Worker::setup_events() {
   }
   // A slot of a queue's limit is free again when its last descriptor is closed.
   m_wd_slots = m_watch->add(m_slots.path(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-  m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1});
+  m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2});
 }
 
 void Worker::index_file(JobState s, std::string_view name) {
@@ -211,6 +223,12 @@ void Worker::drain_signals() {
         if (const auto status = m_run->try_reap()) {
           finish(*status, now_micros());
         }
+      }
+      break;
+    case SIGUSR2:
+      if (m_run && cancel_requested(m_spool, m_run->claim().id())) {
+        m_log(fmt::format("job {}: cancelled by 'queuectl cancel'", m_run->claim().id()));
+        m_run->cancel(now_micros());
       }
       break;
     case SIGUSR1:
@@ -391,7 +409,11 @@ void Worker::finish(int status, Micros now) {
   RunningJob r = std::move(*m_run);
   m_run.reset();
   r.claim().release_slot();
-  const RunResult res = r.result(status);
+  RunResult res = r.result(status);
+  if (!res.cancelled && WIFSIGNALED(status) && cancel_requested(m_spool, r.claim().id())) {
+    res.error = "cancelled"; // `cancel` ended an orphan's group, or its worker's record was not seen
+    res.cancelled = true;
+  }
   const double seconds = static_cast<double>(now - r.started()) / 1e6;
   append_log(r.claim().log_fd(), fmt::format("=== queuectl: job {} {} after {:.3f} s ===\n", r.claim().id(),
                                              res.error.empty() ? "completed" : res.error, seconds));

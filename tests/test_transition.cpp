@@ -360,12 +360,12 @@ TEST_CASE("cancel and retry: content final in dead/, through pending/", "[transi
   CHECK(j["state"] == "dead");
   CHECK(j["last_error"] == "cancelled");
   CHECK(code_of([&] { tx.cancel(id); }) == Exit::failure);
-  tx.retry(id);
+  tx.retry(id, true);
   j = raw(s, JobState::pending, id);
   CHECK(j["state"] == "pending");
   CHECK(j["attempts"] == 0);
   CHECK(j["last_error"] == "cancelled"); // kept until the next run
-  CHECK(code_of([&] { tx.retry(id); }) == Exit::failure);
+  CHECK(code_of([&] { tx.retry(id, false); }) == Exit::failure);
   // A failed job: failed/ and dead/ are both final, so it passes through pending/.
   const std::string f = enqueue_cmd(s, "false", "f1");
   CHECK(finish(s, tx, claim_now(tx, f), RunResult{1, "exit status 1"}) == JobState::failed);

@@ -43,6 +43,9 @@ struct Args {
   bool cluster = false;                     // enqueue, wait, show --cluster
   std::string servers;                      // cluster join URL[,URL...]
   std::optional<std::string> stream, creds; // cluster join
+  std::vector<std::string> words;           // help COMMAND...
+  std::string shell;                        // completion SHELL
+  bool utc = false;                         // list, dlq list --utc
 };
 
 struct Call {

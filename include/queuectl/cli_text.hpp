@@ -24,17 +24,33 @@ void out_ids(const JobIds& ids);
 // `cluster status`: the servers, the stream, and the jobs per state and per host.
 std::string cluster_lines(const Json& status);
 
-// The job table of `list` and `dlq list`: ID, STATE, PRI, TRIES, CREATED, COMMAND / LAST
-// ERROR, and QUEUE when a job is in a queue other than "default"; a damaged or foreign
-// file shows INVALID and why. After the command: "(after: ID, ...)" for the jobs a job
-// still waits for (`waits`, when given, says which), and its tags as "#tag". Empty for
-// no jobs.
-std::string job_table(const std::vector<StoredJob>& jobs,
+// How a table shows times: relative to `now` ("3m ago", "in 2h"), or, with `utc`, as
+// RFC 3339 UTC to the second; and whether states are in colour.
+struct TableStyle {
+  bool utc = false;
+  Micros now = 0;
+  bool colour = false;
+};
+
+// Whether to write colours to `fd`: a terminal, unless $NO_COLOR is set (no-color.org)
+// or $TERM is "dumb".
+bool use_colour(int fd);
+// "queuectl: error: MESSAGE" on standard error, "error:" in red on a terminal.
+void say_error(std::string_view message);
+// `text` in the colour of state `s` (as ANSI SGR), when `on`.
+std::string paint(JobState s, const std::string& text, bool on);
+
+// The job table of `list` and `dlq list`: ID, STATE, PRI, TRIES, CREATED, DUE (run_at of
+// a job not yet started, next_run_at of a failed one), COMMAND / LAST ERROR, and QUEUE
+// when a job is in a queue other than "default"; a damaged or foreign file shows INVALID
+// and why. After the command: "(after: ID, ...)" for the jobs a job still waits for
+// (`waits`, when given, says which), and its tags as "#tag". Empty for no jobs.
+std::string job_table(const std::vector<StoredJob>& jobs, const TableStyle& times,
                       const std::function<std::vector<std::string>(const StoredJob&)>& waits = {});
 // `queue list`: QUEUE, a count per state, LIMIT, PAUSED.
 std::string queue_table(const Json& queues);
 // `status`: one "state count" line each, then workers.
-std::string status_lines(const Json& status);
+std::string status_lines(const Json& status, bool colour = false);
 // `config list`: "key value" lines.
 std::string config_lines(const std::vector<std::pair<std::string, Json>>& settings);
 // `worker status`: PID, SUPERVISOR, SINCE, JOB; "no workers running" when none.

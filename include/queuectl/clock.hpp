@@ -21,6 +21,18 @@ std::string format_time(Micros t);
 // 'T'). nullopt when the text is not such a time.
 std::optional<Micros> parse_time(std::string_view text);
 
+// A duration as people type it: "90" or "90s" (seconds, may be fractional), "5m", "2h30m",
+// "1d" (units d, h, m, s, largest first). Seconds; nullopt when it is not one.
+std::optional<double> parse_duration(std::string_view text);
+
+// A time as people type it: RFC 3339 (as parse_time), or in the local zone "14:30" (the
+// next 14:30: today, or tomorrow once it has passed), "today 14:30", "tomorrow 03:00",
+// "2026-12-01", "2026-12-01 03:00[:00]" (or with 'T'). Dates that do not exist are refused.
+std::optional<Micros> parse_user_time(std::string_view text, Micros now);
+
+// "in 5m", "3h20m ago", "2d ago", "now"; a date beyond 60 days.
+std::string relative_time(Micros t, Micros now);
+
 // Seconds (may be fractional) to microseconds, saturating.
 Micros seconds_to_micros(double seconds);
 

@@ -74,11 +74,15 @@ Json jobs_json(const std::vector<StoredJob>& jobs);
 Json show(const Spool& spool, const std::string& id);
 // The job's log; empty for a job without output yet. Error(failure) if unknown.
 std::string log_text(const Spool& spool, const std::string& id);
-// Pending, held or failed -> dead ("cancelled").
+// Pending, held or failed -> dead ("cancelled"); a processing job's command is ended
+// first (see cancel_running), and this returns once it is in dead/. Error(failure) for a
+// completed or dead job, or one that completed before its command could be ended.
 void cancel(const Spool& spool, const std::string& id);
 // Pending or failed -> held; held -> pending.
 void hold(const Spool& spool, const std::string& id);
 void release(const Spool& spool, const std::string& id);
+// Completed or dead -> pending, attempts 0: run it again.
+void retry(const Spool& spool, const std::string& id);
 // Dead -> pending, attempts 0; the ids retried. `all`: every dead job but quarantine
 // records (which cannot run as they are).
 std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::string>& ids, bool all);

@@ -3,6 +3,7 @@
 //   workers/supervisor-<pid>.json  {"pid","since","count"}      locked by the supervisor
 //   workers/worker-<pid>.json      {"pid","supervisor","since"} locked by the worker
 //   workers/worker-<pid>.job       the id of the job the worker runs (blank when idle)
+//   workers/cancel-<id>            `cancel` asks that running job <id> be ended (empty)
 //
 // A record is alive exactly while its flock(2) is held: the kernel drops the lock when
 // the process dies, however it dies, so a PID is never trusted on its own. A record is
@@ -65,6 +66,24 @@ private:
 std::vector<WorkerInfo> live_records(const Spool& spool);
 // Number of live worker processes.
 std::size_t live_worker_count(const Spool& spool);
+
+// `cancel ID` of a running job: the request, workers/cancel-<id>, made before its worker
+// is signalled (SIGUSR2) and removed once the job has left processing/. The worker, and
+// whoever recovers the job if its worker died, record the run as cancelled when it is
+// there. A request left by a `cancel` killed on the way is removed by the next one.
+class CancelRequest {
+public:
+  CancelRequest(const Spool& spool, std::string id);
+  CancelRequest(const CancelRequest&) = delete;
+  CancelRequest& operator=(const CancelRequest&) = delete;
+  ~CancelRequest();
+
+private:
+  const sys::Dir& m_dir;
+  std::string m_name;
+};
+// Whether running job `id` is asked to be cancelled.
+bool cancel_requested(const Spool& spool, const std::string& id);
 
 // Blocks until the process holding record `file` has exited (its lock is free).
 void wait_for_exit(const Spool& spool, const std::string& file);

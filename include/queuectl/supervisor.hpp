@@ -1,6 +1,9 @@
 // supervisor: `worker start`, `worker stop`: a foreground parent of N worker processes.
 #pragma once
 
+#include "queuectl/clock.hpp"
+#include "queuectl/job.hpp"
+
 #include <sys/types.h>
 
 #include <filesystem>
@@ -23,6 +26,14 @@ int run_supervisor(const std::filesystem::path& root, int count, int ready_fd,
 // its PID followed by its workers' PIDs once they are ready. Throws Error on failure.
 std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
                                   const std::vector<std::string>& queues = {});
+
+// Cancels job `id` while it is in processing/ (SPEC section 5): asks for it
+// (CancelRequest), signals the worker that runs it (SIGUSR2), which ends its process
+// group as a timeout does and moves it to dead/ "cancelled". The command of a job whose
+// worker died gets SIGTERM, then SIGKILL after `grace`, from here, and the job is recovered
+// as cancelled. Returns the state the job is in once it has left processing/: dead, or
+// another when it finished first. Error(failure) when it is still there after a while.
+JobState cancel_running(const Spool& spool, const std::string& id, Micros grace = 2'000'000);
 
 // Asks every supervisor on the spool to stop (gracefully, or at once with `now`) and
 // waits until all its supervisors and workers have exited. Returns how many processes

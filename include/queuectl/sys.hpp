@@ -186,6 +186,9 @@ private:
 // --- processes -----------------------------------------------------------------------
 
 pid_t own_pid();
+// What descriptor `fd` is: a regular file (fstat), a terminal (isatty).
+bool is_regular_file(int fd);
+bool is_terminal(int fd);
 // Whether this process runs as root (effective uid 0).
 bool is_root();
 // fork(2). Throws Error naming `what` when it cannot.
@@ -318,6 +321,21 @@ sigset_t signal_set(std::initializer_list<int> sigs);
 // mask in `old` when given.
 void block_signals(const sigset_t& set, sigset_t* old = nullptr);
 void set_signal_mask(const sigset_t& set);
+// Ctrl-C, SIGTERM and SIGHUP held back while a batch is written (enqueue -): the batch
+// looks with interrupt_pending() and undoes its work; the signal is delivered, with its
+// usual effect, when this ends.
+class HeldInterrupts {
+public:
+  HeldInterrupts();
+  HeldInterrupts(const HeldInterrupts&) = delete;
+  HeldInterrupts& operator=(const HeldInterrupts&) = delete;
+  ~HeldInterrupts();
+
+private:
+  sigset_t m_old;
+};
+// Whether SIGINT, SIGTERM or SIGHUP waits, held back (sigpending(2)).
+bool interrupt_pending();
 // sigtimedwait(2): a signal of `set` (blocked by the caller), or 0 after `timeout`.
 int wait_signal(const sigset_t& set, Micros timeout);
 

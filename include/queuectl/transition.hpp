@@ -52,13 +52,15 @@ namespace queuectl {
 struct RunResult {
   std::optional<int> exit_code; // 128+N for signal N; nullopt when it never ran
   std::string error;            // "exit status 3", "timeout", "worker died", ...
+  bool cancelled = false;       // `cancel` ended it: dead/, no retry, "cancelled"
 };
 
 // min(base ^ attempts, max) seconds.
 double backoff_seconds(std::int64_t attempts, double base, double max);
 
 // Records a finished run in `job` (exit_code, last_error, next_run_at) and returns where
-// it goes: completed; failed when attempts <= max_retries (a retry remains); else dead.
+// it goes: completed; failed when attempts <= max_retries (a retry remains); else dead
+// (a cancelled run: dead at once).
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now);
 
 // A file in tmp/ holding new content for a job, written and locked, not yet in place.
@@ -174,7 +176,8 @@ public:
   std::vector<Recovered> recover(const std::string& reason, std::vector<std::string>* held = nullptr);
   // Recovers one job of processing/ whose lock this process holds: an outcome written
   // but not moved is moved; otherwise the run counts as a failed attempt for `reason`
-  // and the retry rule applies. nullopt when the name no longer refers to `locked`.
+  // and the retry rule applies (or, when `cancel` asked for it, the run is cancelled).
+  // nullopt when the name no longer refers to `locked`.
   std::optional<Recovered> recover_locked(LockedJob locked, const std::string& reason);
 
   // Deletes a locked job (completed or dead): its .orig when it is a quarantine record,
@@ -188,9 +191,9 @@ public:
   void hold(const std::string& id);
   // Held -> pending, attempts kept, next_run_at removed. Error(failure) otherwise.
   void release(const std::string& id);
-  // Dead (or completed) -> pending, attempts 0, next_run_at removed. Error(failure)
-  // otherwise, and for a quarantine record.
-  void retry(const std::string& id);
+  // Dead (or, unless `dead_only`, completed) -> pending, attempts 0, next_run_at
+  // removed. Error(failure) otherwise, and for a quarantine record.
+  void retry(const std::string& id, bool dead_only);
 
 private:
   // Fills the spare (or a new file) with `data`, not synced, and hands it over: until a

@@ -55,6 +55,8 @@ public:
   std::optional<Micros> next_tick() const;
   // SIGTERM now (once), SIGKILL after the grace.
   void stop_now(Micros now);
+  // The same, for `cancel`: the run is recorded as cancelled (dead/, no retry).
+  void cancel(Micros now);
   // Its wait status, once the command has exited.
   std::optional<int> try_reap() { return m_child.try_reap(); }
   // What the run's end means for the job: the exit code, and the error ("" for success).
@@ -75,6 +77,7 @@ private:
   Micros m_kill_at = 0; // SIGKILL the group at this time (after SIGTERM)
   bool m_timed_out = false;
   bool m_stopped = false;
+  bool m_cancelled = false;
 };
 
 // The waiting jobs as a supervisor scans them once for all the workers it starts (see
@@ -86,7 +89,7 @@ struct IndexHandOver {
   Fd file; // unnamed, in tmp/
 };
 
-// One worker. The caller must block SIGTERM, SIGINT, SIGHUP, SIGCHLD and SIGUSR1 (they
+// One worker. The caller must block SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1 and SIGUSR2 (they
 // are read from a signalfd) and have no signal handlers (see spawn_job).
 //
 // Queues (SPEC section 7): a worker takes the jobs of `queues` (all when empty), skips
@@ -102,6 +105,7 @@ public:
 
   // Runs until SIGTERM, SIGINT or SIGHUP (finish the running job, then return 0) or
   // SIGUSR1 (end the running job's process group, record the run as failed, return 0).
+  // SIGUSR2: `cancel` asks for the running job to be ended (see CancelRequest).
   // Writes one byte to `ready_fd` (if >= 0) and closes it once the worker is registered,
   // has recovered abandoned jobs and scanned the waiting ones (or, with `handed`,
   // loaded the supervisor's scan: it writes a first byte once its watch is set, before it

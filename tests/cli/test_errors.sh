@@ -25,7 +25,8 @@ expect 2 q enqueue --command x --id "$(printf 'x%.0s' $(seq 129))"
 expect 2 q enqueue --command x --priority abc
 assert_one_error_line
 assert_contains "$ERR" "--priority: expected an integer, got 'abc'"
-for opt in '--delay -1' '--delay nan' '--timeout -0.5' '--max-retries 1.5' '--delay 1e300'; do
+for opt in '--delay -1' '--delay nan' '--timeout -0.5' '--max-retries 1.5' '--delay 1e300' '--delay 5x' '--delay 30m2h' \
+  '--delay 999999999999d'; do
   expect 2 q enqueue --command x $opt
   assert_one_error_line
   check_nothing_changed
@@ -55,7 +56,7 @@ assert_contains "$ERR" "missing command for 'queuectl dlq' (see 'queuectl dlq --
 # Messages in words, pointing where to look.
 expect 2 q worker strat
 assert_one_error_line
-assert_contains "$ERR" "unknown command 'strat' for 'queuectl worker' (see 'queuectl worker --help')"
+assert_contains "$ERR" "unknown command 'strat' for 'queuectl worker'; did you mean 'start'? (see 'queuectl worker --help')"
 expect 2 q enqueue --command x --retries 5
 assert_one_error_line
 assert_contains "$ERR" "unknown option '--retries' for 'queuectl enqueue'; did you mean '--max-retries'?"

@@ -13,10 +13,11 @@ wait $F || fail "logs --follow exit status"
 assert_contains "$(cat "$T/followed")" "two"
 assert_contains "$(cat "$T/followed")" "completed"
 
-# A job that fails for good: --follow returns once it is dead, with every run's output.
-q enqueue '{"id":"bad","max_retries":1,"command":"echo try; exit 1"}' >/dev/null
+# A job that fails for good: --follow returns once it is dead, with every run's output,
+# and exits with the job's exit code, as wait does.
+q enqueue '{"id":"bad","max_retries":1,"command":"echo try; exit 5"}' >/dev/null
 q config set backoff-base 1
-expect 0 timeout 30 "$QUEUECTL" logs -f bad
+expect 5 timeout 30 "$QUEUECTL" logs -f bad
 assert_eq "$(printf '%s\n' "$OUT" | grep -c '^try$')" 2 "output of both runs"
 assert_eq "$(state_of bad)" dead
 expect 1 q logs nosuch

@@ -6,23 +6,14 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 page_for() { # command words -> man page
   case "$1" in
-  "") echo queuectl.1 ;;
+  "" | help | completion) echo queuectl.1 ;;
   show) echo queuectl-list.1 ;;
   release) echo queuectl-hold.1 ;;
   *) echo "queuectl-${1%% *}.1" ;;
   esac
 }
 
-# Options and subcommands from CLI11's help: "Options:" and "Subcommands:" sections.
-help_items() { # words... -> "opt --x" / "sub name" lines
-  # shellcheck disable=SC2086
-  "$QUEUECTL" $* --help | awk '
-    /^Options:/ {sec="opt"; next}
-    /^Subcommands:/ {sec="sub"; next}
-    /^[^ ]/ {sec=""}
-    sec=="opt" { for (i = 1; i <= NF; i++) if ($i ~ /^--[a-z]/) { sub(/[,=].*/, "", $i); print "opt " $i } }
-    sec=="sub" && NF > 0 { print "sub " $1 }'
-}
+. "$(dirname "$0")/../help_items.sh"
 
 checked=0
 check() { # words...
