@@ -75,9 +75,31 @@ std::size_t distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// The name among `names` closest to `word`, when it is close enough to be a typo.
+// Whether the letters of `word` appear in `name` in order ("cmd" in "command").
+bool abbreviates(std::string_view word, std::string_view name) {
+  std::size_t at = 0;
+  for (char c : word) {
+    at = name.find(c, at);
+    if (at == std::string_view::npos) {
+      return false;
+    }
+    ++at;
+  }
+  return true;
+}
+
+// The name among `names` that `word` was meant to be: the shortest it abbreviates
+// ("--cmd": "--command"), else the closest, when it is close enough to be a typo.
 std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& names) {
   std::optional<std::string> best;
+  for (const std::string& n : names) {
+    if (word.size() >= 3 && abbreviates(word, n) && (!best || n.size() < best->size())) {
+      best = n;
+    }
+  }
+  if (best) {
+    return best;
+  }
   std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const std::string& n : names) {
     if (const std::size_t d = distance(word, n); d < best_d) {
@@ -152,22 +174,38 @@ std::string usage_message(const CLI::ParseError& e, const CLI::App& app, const A
   }
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
     for (int i = 1; i < argc; ++i) {
-      const std::string w = argv[i];
-      if (w.rfind("--", 0) != 0 || where->get_option_no_throw(w) != nullptr || app.get_option_no_throw(w) != nullptr) {
+      const std::string w(std::string_view(argv[i]).substr(0, std::string_view(argv[i]).find('=')));
+      if (w.size() < 2 || w[0] != '-' || where->get_option_no_throw(w) != nullptr ||
+          app.get_option_no_throw(w) != nullptr) {
         continue;
       }
-      const CLI::Option* best = nullptr;
+      std::vector<std::string> names;
       for (const CLI::Option* o : where->get_options()) {
         for (const std::string& name : o->get_lnames()) {
-          if (!best || distance(w, "--" + name) < distance(w, best->get_name())) {
-            best = o;
-          }
+          names.push_back("--" + name);
         }
       }
+      const auto guess = w.size() > 2 ? closest(w, names) : std::nullopt;
       return fmt::format("unknown option '{}' for '{}'{} ({})", w, words,
-                         best ? fmt::format("; did you mean '{}'?", best->get_name()) : "", hint);
+                         guess ? fmt::format("; did you mean '{}'?", *guess) : "", hint);
     }
-    return fmt::format("unexpected argument: {} ({})", msg.substr(msg.find(':') + 1), hint);
+    std::string extra = msg.substr(msg.find(':') + 1);
+    extra.erase(0, extra.find_first_not_of(' '));
+    return fmt::format("unexpected argument{} '{}' ({})", extra.find(' ') == std::string::npos ? "" : "s", extra, hint);
+  }
+  if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    // "id is required", "--concurrency is required": what is missing, as --help names it
+    const std::string name = msg.substr(0, msg.find(" is required"));
+    if (const CLI::Option* o = where->get_option_no_throw(name);
+        o != nullptr && msg.find(" is required") != std::string::npos) {
+      return o->nonpositional()
+                 ? fmt::format("'{}' needs {} {} ({})", words, o->get_name(), o->get_type_name(), hint)
+                 : fmt::format("'{}' needs {} ({}) ({})", words, o->get_type_name(), o->get_description(), hint);
+    }
+  }
+  if (const auto at = msg.find(": 1 required "); at != std::string::npos && msg.find(" missing") != std::string::npos) {
+    // "--limit: 1 required N missing"
+    return fmt::format("{} needs a value ({})", msg.substr(0, at), hint);
   }
   // CLI11's own phrases, in words.
   if (const auto at = msg.find(": At Most 1 required but received"); at != std::string::npos) {

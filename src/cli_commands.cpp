@@ -27,14 +27,14 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 
 // A check on a numeric option that says in words what it expects (CLI11's own says
 // "Could not convert" or quotes the largest double).
-CLI::Validator number(bool integer, double min, const char* what) {
+CLI::Validator number(bool integer, double min, const char* what, double max = INFINITY) {
   return CLI::Validator(
       [=](std::string& s) {
         char* end = nullptr;
         errno = 0;
         const double v =
             integer ? static_cast<double>(std::strtoll(s.c_str(), &end, 10)) : std::strtod(s.c_str(), &end);
-        const bool ok = !s.empty() && *end == '\0' && errno == 0 && std::isfinite(v) && v >= min;
+        const bool ok = !s.empty() && *end == '\0' && errno == 0 && std::isfinite(v) && v >= min && v <= max;
         return ok ? std::string() : fmt::format("expected {}, got '{}'", what, s);
       },
       "");
@@ -433,7 +433,7 @@ const Command k_commands[] = {
      [](CLI::App& c, Args& a) {
        c.add_option("-c,--count", a.count, "number of worker processes (default 1)")
            ->type_name("N")
-           ->check(CLI::Range(1, 1024));
+           ->check(number(true, 1, "an integer from 1 to 1024", 1024));
        c.add_flag("-d,--detach", a.detach, "run in the background; print the supervisor's and workers' PIDs");
        c.add_option("--queue", a.queues, "take only jobs of this queue (repeatable; default: every queue)")
            ->type_name("NAME")

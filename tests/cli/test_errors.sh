@@ -120,4 +120,35 @@ assert_contains "$ERR" "'$T/sub/failed' is a symbolic link"
 assert_eq "$(ls "$T/sub/pending")" "" "nothing enqueued"
 ln -s "$S" "$T/link"
 expect 0 q --spool "$T/link" show keep
+# Every usage error in the house's words, pointing at the command's own help; none of
+# CLI11's phrases leak through.
+usage_error() { # HINT EXPECTED-TEXT ARGS...
+  local hint=$1 text=$2
+  shift 2
+  expect 2 q "$@"
+  assert_one_error_line
+  assert_contains "$ERR" "$text" "queuectl $*"
+  assert_contains "$ERR" "(see 'queuectl${hint:+ $hint} --help')" "queuectl $*"
+  case "$ERR" in
+  *"is required"* | *"required"*"missing"* | *"Value "* | *"not in range"* | *"Could not convert"* | *" excludes "* | \
+    *"At Most"* | *"The following argument"* | *"Expected"*)
+    fail "CLI11's wording for 'queuectl $*': $ERR" ;;
+  esac
+}
+usage_error "worker start" "--count: expected an integer from 1 to 1024, got 'abc'" worker start --count abc
+usage_error "worker start" "--count: expected an integer from 1 to 1024, got '0'" worker start --count 0
+usage_error show "'queuectl show' needs ID (job id)" show
+usage_error wait "'queuectl wait' needs ID..." wait
+usage_error "config set" "'queuectl config set' needs VALUE" config set timeout
+usage_error "queue set" "'queuectl queue set' needs --concurrency N" queue set q
+usage_error show "unexpected argument 'b'" show a b
+usage_error list "--limit needs a value" list --limit
+usage_error "dlq retry" "ids and --all cannot be used together" dlq retry a --all
+usage_error list "--limit is given more than once" list --limit 5 --limit 6
+usage_error enqueue "unknown option '--cmd' for 'queuectl enqueue'; did you mean '--command'?" enqueue --cmd x
+usage_error list "did you mean '--json'?" list --jsn
+usage_error "worker start" "unknown option '-x'" worker start -x
+usage_error "" "unknown command 'wrker'; did you mean 'worker'?" wrker start
+usage_error enqueue "--delay: expected a duration such as 90, 90s, 5m, 2h30m or 1d, got 'soon'" enqueue --command x --delay soon
+usage_error enqueue "--run-at: expected a time such as 14:30" enqueue --command x --run-at 'next week'
 echo "ok"
