@@ -179,10 +179,16 @@ const Command k_commands[] = {
      [](Call& c) {
        // Ctrl-C while a batch is written removes it; once published, its ids are printed.
        std::optional<sys::HeldInterrupts> held;
+       std::optional<ProgressLine> progress;
        if (c.a.enq.json == "-") {
          held.emplace();
+         progress.emplace("enqueue");
+         c.a.enq_checked->progress = [&](std::size_t done, std::size_t total) {
+           progress->update(done, total, "jobs written");
+         };
        }
        const JobIds ids = cmd::enqueue(c.spool, *c.a.enq_checked);
+       progress.reset();
        out_ids(ids);
        held.reset();
        if (!c.a.wait) {

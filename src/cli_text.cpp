@@ -35,6 +35,30 @@ bool use_colour(int fd) {
          sys::is_terminal(fd);
 }
 
+ProgressLine::ProgressLine(std::string what)
+    : m_what(std::move(what)), m_on(sys::is_terminal(STDERR_FILENO)), m_start(monotonic_micros()) {}
+
+ProgressLine::~ProgressLine() {
+  if (m_shown) {
+    fmt::print(stderr, "\r\033[K");
+  }
+}
+
+void ProgressLine::update(std::size_t done, std::size_t total, const char* unit) {
+  if (!m_on) {
+    return;
+  }
+  const Micros now = monotonic_micros();
+  const std::unique_lock<std::mutex> lock(m_mutex, std::try_to_lock);
+  if (!lock.owns_lock() || now - m_start < 1'000'000 || now - m_last < 200'000) {
+    return;
+  }
+  m_last = now;
+  m_shown = true;
+  fmt::print(stderr, "\r\033[Kqueuectl: {}: {} of {} {}", m_what, done, total, unit);
+  std::fflush(stderr);
+}
+
 void say_error(std::string_view message) {
   static const bool colour = use_colour(STDERR_FILENO);
   fmt::print(stderr, "queuectl: {}: {}\n", colour ? "\033[1;31merror\033[0m" : "error", message);

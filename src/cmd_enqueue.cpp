@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <filesystem>
 #include <system_error>
 
@@ -135,7 +136,12 @@ EnqueueRequest prepare_enqueue(const EnqueueArgs& a, const std::function<std::st
 
 JobIds enqueue(Spool& spool, const EnqueueRequest& r) {
   if (r.lines) {
-    return enqueue_lines(spool, *r.lines, r.overrides);
+    if (!r.progress) {
+      return enqueue_lines(spool, *r.lines, r.overrides);
+    }
+    const std::size_t total = BatchLines(*r.lines).size();
+    std::atomic<std::size_t> done{0};
+    return enqueue_lines(spool, *r.lines, r.overrides, [&](std::size_t n) { r.progress(done += n, total); });
   }
   JobIds one(1, false);
   one.give(0, enqueue_one(spool, r.base, r.overrides));

@@ -291,7 +291,8 @@ sys::LockFile check_batch_ids(const Spool& spool, const JobIds& ids, const Batch
 
 } // namespace
 
-JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o) {
+JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o,
+                     const std::function<void(std::size_t n)>& written) {
   const Config cfg = spool.load_config();
   const JobDefaults d = cfg.job_defaults();
   const Micros now = now_micros();
@@ -315,8 +316,13 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
     pending_index::Appender order(spool); // the jobs' lines, before any is published
     for (std::size_t i = begin; i < end && i < first_bad.load(std::memory_order_relaxed); ++i) {
       try {
-        if ((i - begin) % 1024 == 1023 && sys::interrupt_pending()) {
-          fail("interrupted: nothing was enqueued"); // what was written goes with the batch
+        if ((i - begin) % 1024 == 1023) {
+          if (sys::interrupt_pending()) {
+            fail("interrupted: nothing was enqueued"); // what was written goes with the batch
+          }
+          if (written) {
+            written(1024);
+          }
         }
         bool given = false;
         if (!o.id) {

@@ -7,6 +7,7 @@
 #include "queuectl/spool.hpp"
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,26 @@ struct TableStyle {
 // Whether to write colours to `fd`: a terminal, unless $NO_COLOR is set (no-color.org)
 // or $TERM is "dumb".
 bool use_colour(int fd);
+// A progress line on standard error for work that lasts ("enqueue: 34000 of 100000 jobs
+// written"): drawn only on a terminal, from the first second on, at most five times a
+// second, from any thread; cleared when done.
+class ProgressLine {
+public:
+  explicit ProgressLine(std::string what);
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+  ~ProgressLine();
+  void update(std::size_t done, std::size_t total, const char* unit);
+
+private:
+  std::string m_what;
+  bool m_on;
+  Micros m_start;
+  std::mutex m_mutex;
+  Micros m_last = 0;
+  bool m_shown = false;
+};
+
 // "queuectl: error: MESSAGE" on standard error, "error:" in red on a terminal.
 void say_error(std::string_view message);
 // `text` in the colour of state `s` (as ANSI SGR), when `on`.

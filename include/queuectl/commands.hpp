@@ -41,6 +41,8 @@ struct EnqueueRequest {
   JobOverrides overrides;
   Json base;                        // the JSON argument's object (null when none)
   std::optional<std::string> lines; // `enqueue -`: its input
+  // `enqueue -`: hears how many jobs are written so far, of how many (see enqueue_lines).
+  std::function<void(std::size_t done, std::size_t total)> progress;
 };
 
 // Checks the arguments (--run-at or --delay, --cwd made absolute, --env names, the id)

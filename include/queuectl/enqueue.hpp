@@ -109,6 +109,10 @@ void check_batch(std::string_view input, const JobOverrides& o);
 // naming jobs of the spool or earlier lines) before any job is published. Throws Error(usage, "line N: why"). Returns
 // the ids in input order; generated ids increase in input order. Large inputs are checked and written by several
 // threads, in memory that grows by about 35 bytes a job beyond the input itself.
-JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o);
+// `written`, when given, hears of every 1024 jobs written, from any of those threads.
+// SIGINT, SIGTERM or SIGHUP held back (sys::HeldInterrupts) stop it with Error(failure),
+// and nothing is enqueued.
+JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o,
+                     const std::function<void(std::size_t n)>& written = {});
 
 } // namespace queuectl

@@ -67,4 +67,14 @@ case "$out" in *$'\033'*) fail "colour with NO_COLOR set: $out" ;; esac
 case "$(q list)" in *$'\033'*) fail "colour in a pipe" ;; esac
 out=$(on_tty "$QUEUECTL" --spool "$S" show nosuch 2>&1)
 assert_contains "$out" $'queuectl: \033[1;31merror\033[0m: no such job'
+
+# --- 'enqueue -' on a terminal that lasts over a second shows its progress on stderr,
+# and clears it: stdout has the ids alone.
+head -100000 "$T/lines" >"$T/l100k"
+out=$(on_tty sh -c "'$QUEUECTL' --spool '$S' enqueue - <'$T/l100k' >'$T/ids100k'")
+assert_contains "$out" "queuectl: enqueue: "
+assert_contains "$out" " of 100000 jobs written"
+assert_eq "$(wc -l <"$T/ids100k")" 100000 "ids printed"
+head -5000 "$T/lines" | q enqueue - 2>"$T/quiet" >/dev/null
+assert_eq "$(cat "$T/quiet")" "" "progress when stderr is not a terminal"
 echo "ok"
