@@ -86,7 +86,7 @@ void enqueue_options(CLI::App& c, Args& a) {
   c.add_option("json", a.enq.json, "the job as a JSON object, or - to read one object per line from stdin")
       ->type_name("JSON|-");
   c.add_option("--command", a.enq.command, "shell command to run (instead of a JSON job)")->type_name("CMD");
-  c.add_option("--id", a.enq.id, "job id (default: generated, time-ordered)")->type_name("ID");
+  c.add_option("--id", a.enq.id, "job id (default: generated, time-ordered)")->type_name("NEW-ID");
   c.add_option("--priority", a.enq.priority, "higher runs first (default: config priority)")
       ->type_name("N")
       ->check(k_integer);
@@ -485,7 +485,7 @@ const Command k_commands[] = {
        c.add_option("servers", a.servers, "the NATS servers, nats://host:4222 (several: comma-separated)")
            ->required()
            ->type_name("URL[,URL...]");
-       c.add_option("--stream", a.stream, "the JetStream stream of the jobs (default QUEUECTL)")->type_name("NAME");
+       c.add_option("--stream", a.stream, "the JetStream stream of the jobs (default QUEUECTL)")->type_name("STREAM");
        c.add_option("--creds", a.creds, "a NATS credentials file")->type_name("FILE");
      },
      nullptr, nullptr, [](const Args&) { return true; }},

@@ -212,8 +212,8 @@ std::optional<Micros> local_to_utc(std::int64_t days, int hh, int mm, int ss) {
   tm.tm_sec = ss;
   tm.tm_isdst = -1;
   const time_t t = ::mktime(&tm);
-  if (t == static_cast<time_t>(-1)) {
-    return std::nullopt;
+  if (t == static_cast<time_t>(-1) || tm.tm_hour != hh || tm.tm_min != mm) {
+    return std::nullopt; // a time the clocks skip (the hour daylight saving time begins)
   }
   return static_cast<Micros>(t) * 1'000'000;
 }

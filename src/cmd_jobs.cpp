@@ -84,6 +84,11 @@ void cancel(const Spool& spool, const std::string& id) {
     if (st == JobState::processing) {
       st = cancel_running(spool, id);
       if (st == JobState::dead) {
+        const auto sj = spool.try_load(id);
+        if (sj && sj->job.text("last_error") != "cancelled") {
+          fail(fmt::format("cannot cancel job '{}': it ended before it could be cancelled ({}), and is dead", id,
+                           sj->job.text("last_error")));
+        }
         return; // its worker (or the recovery) moved it and counted it
       }
       if (st == JobState::completed) {

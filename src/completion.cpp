@@ -169,6 +169,9 @@ std::string complete_words(const CLI::App& app, const std::vector<std::string>& 
           spool = w.substr(eq + 1);
         }
       } else if (i + 1 == n) {
+        if (cur == "=") {
+          break; // bash's "--state=": below
+        }
         std::string out; // the word being completed is this option's value
         add_values(out, cur, kind_of(o->get_type_name()), spool);
         return out;
@@ -191,6 +194,28 @@ std::string complete_words(const CLI::App& app, const std::vector<std::string>& 
     }
   }
   std::string out;
+  // "--state=pe" (zsh, fish), or "=" after "--state" (bash splits at '='): its value.
+  const std::size_t eq = cur.find('=');
+  const CLI::Option* valued = nullptr;
+  if (starts_with(cur, "-") && eq != std::string::npos) {
+    valued = option_named(where, cur.substr(0, eq));
+  } else if (cur == "=" && n > 0) {
+    valued = option_named(where, words[n - 1]);
+  }
+  if (valued != nullptr && takes_value(valued)) {
+    std::string values;
+    const std::string prefix = cur == "=" ? std::string() : cur.substr(eq + 1);
+    add_values(values, prefix, kind_of(valued->get_type_name()), spool);
+    if (starts_with(values, ":")) {
+      return values; // a path: the shell's own completion
+    }
+    for (std::size_t pos = 0; pos < values.size();) {
+      const std::size_t nl = values.find('\n', pos);
+      out += cur.substr(0, eq + 1) + values.substr(pos, nl - pos) + "\n";
+      pos = nl + 1;
+    }
+    return out;
+  }
   if (starts_with(cur, "-")) {
     add_options(out, cur, where);
   } else if (help_where != nullptr) {

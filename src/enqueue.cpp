@@ -369,6 +369,9 @@ JobIds enqueue_lines(Spool& spool, std::string_view input, const JobOverrides& o
     fail("interrupted: nothing was enqueued");
   }
   const sys::LockFile ids_lock = check_batch_ids(spool, ids, lines);
+  if (sys::interrupt_pending()) {
+    fail("interrupted: nothing was enqueued");
+  }
   batch.publish([&](std::size_t i) { return ids[i]; }, false);
   return ids;
 }

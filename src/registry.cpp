@@ -139,6 +139,24 @@ CancelRequest::~CancelRequest() {
   m_dir.remove_quietly(m_name);
 }
 
+void remove_stale_cancel_requests(const Spool& spool, Micros now) {
+  const sys::Dir& d = spool.workers();
+  std::vector<std::string> stale;
+  d.for_each([&](std::string_view name, unsigned char) {
+    if (starts_with(name, "cancel-")) {
+      stale.emplace_back(name);
+    }
+    return true;
+  });
+  for (const std::string& name : stale) {
+    const auto st = d.stat(name);
+    if (st && now - sys::mtime_micros(*st) > 60'000'000 &&
+        spool.find(name.substr(std::string_view("cancel-").size())) != JobState::processing) {
+      d.remove_quietly(name);
+    }
+  }
+}
+
 bool cancel_requested(const Spool& spool, const std::string& id) {
   return spool.workers().exists(cancel_name(id));
 }

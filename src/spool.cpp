@@ -401,9 +401,15 @@ std::vector<std::string> Spool::enqueue_batch(std::vector<Job>& jobs) {
 std::array<std::size_t, k_state_count> Spool::counts() const {
   std::array<std::size_t, k_state_count> c{};
   for (JobState s : k_all_states) {
-    for_each_job(s, [&](std::string_view) { ++c[static_cast<std::size_t>(s)]; });
+    c[static_cast<std::size_t>(s)] = count(s);
   }
   return c;
+}
+
+std::size_t Spool::count(JobState s) const {
+  std::size_t n = 0;
+  for_each_job(s, [&](std::string_view) { ++n; });
+  return n;
 }
 
 namespace {

@@ -27,8 +27,9 @@ namespace queuectl {
 
 namespace {
 
-constexpr int k_max_fast_failures = 5;       // a worker dying this often at start: give up
-constexpr Micros k_fast_failure = 1'000'000; // "at start": within a second
+constexpr int k_max_fast_failures = 5;         // a worker dying this often at start: give up
+constexpr Micros k_fast_failure = 1'000'000;   // "at start": within a second
+constexpr Micros k_status_period = 10'000'000; // STATUS= for systemctl status
 
 constexpr std::initializer_list<int> k_signals = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2};
 
@@ -47,7 +48,8 @@ public:
 private:
   pid_t spawn_worker(int ready_fd, bool handed = false);
   void start_intake();
-  int intake_timeout() const;
+  int poll_timeout() const;
+  void tell_systemd();
   void hand_over_scan(std::vector<Fd>& ready);
   void reap();
   void stop_workers(int sig);
@@ -60,6 +62,10 @@ private:
   std::map<pid_t, Micros> m_workers; // pid -> start time
   bool m_stopping = false;
   bool m_interrupted = false; // stopping after a Ctrl-C: a second one forces
+  bool m_listens = sys::systemd_listens();
+  Micros m_watchdog = sys::watchdog_period();
+  Micros m_last_told = 0;   // the last WATCHDOG=1 or STATUS= (monotonic)
+  Micros m_last_status = 0; // the last STATUS=
   int m_fast_failures = 0;
   int m_exit = 0;
   Fd m_ready_fd;                         // the caller's readiness pipe; workers must not inherit it
@@ -102,11 +108,45 @@ void Supervisor::start_intake() {
 }
 
 // poll(2)'s timeout: until the intake is due to start again, or none.
-int Supervisor::intake_timeout() const {
-  if (m_intake_due == 0) {
+int Supervisor::poll_timeout() const {
+  Micros next = m_intake_due;
+  if (m_watchdog > 0 || m_listens) {
+    const Micros tick = m_last_told + (m_watchdog > 0 ? std::min(m_watchdog / 2, k_status_period) : k_status_period);
+    next = next == 0 ? tick : std::min(next, tick);
+  }
+  if (next == 0) {
     return -1;
   }
-  return static_cast<int>(std::max<Micros>(0, m_intake_due - monotonic_micros()) / 1000 + 1);
+  return static_cast<int>(std::max<Micros>(0, next - monotonic_micros()) / 1000 + 1);
+}
+
+// Under systemd: WATCHDOG=1 at half the watchdog period (the loop turning is the proof
+// of life), and STATUS= with the workers and the counts of the waiting states, which
+// `systemctl status` shows.
+void Supervisor::tell_systemd() {
+  const Micros now = monotonic_micros();
+  if (!m_listens ||
+      now - m_last_told < (m_watchdog > 0 ? std::min(m_watchdog / 2, k_status_period) : k_status_period)) {
+    return;
+  }
+  m_last_told = now;
+  if (m_watchdog > 0) {
+    sys::notify_systemd("WATCHDOG=1"); // first, and alone: counting below may take a while
+  }
+  if (now - m_last_status >= k_status_period) {
+    m_last_status = now;
+    std::string state;
+    try {
+      // The waiting states only: done/ and dead/ grow without bound.
+      const auto of = [&](JobState s) { return m_spool.count(s); };
+      state = fmt::format("STATUS={} worker{} running; {} pending, {} processing, {} failed, {} held", m_workers.size(),
+                          m_workers.size() == 1 ? "" : "s", of(JobState::pending), of(JobState::processing),
+                          of(JobState::failed), of(JobState::held));
+    } catch (const Error&) {
+      state = fmt::format("STATUS={} workers running", m_workers.size());
+    }
+    sys::notify_systemd(state.c_str());
+  }
 }
 
 pid_t Supervisor::spawn_worker(int ready_fd, bool handed) {
@@ -205,7 +245,15 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
       const Config cfg = m_spool.load_config();
       // The workers' queues. Paused queues are kept (the workers skip their jobs): a
       // queue resumed before a worker has loaded this scan must find its jobs there.
+      // Reading a large spool outlasts systemd's start timeout: it is extended as it goes.
+      std::size_t seen = 0;
+      Micros extended = monotonic_micros();
       const auto accept = [&](const IndexEntry& e) {
+        if (m_listens && ++seen % 4096 == 0 && monotonic_micros() - extended >= 5'000'000) {
+          extended = monotonic_micros();
+          sys::notify_systemd(
+              fmt::format("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=reading the waiting jobs: {} so far", seen).c_str());
+        }
         const std::string q = e.queue.empty() ? std::string(k_default_queue) : e.queue;
         return m_queues.empty() || std::find(m_queues.begin(), m_queues.end(), q) != m_queues.end();
       };
@@ -272,17 +320,21 @@ int Supervisor::run(int ready_fd) {
     }
   }
   sys::notify_systemd("READY=1");
+  tell_systemd();
   log_line(fmt::format("{} worker{} running on {}; stop with Ctrl-C or 'queuectl worker stop'", m_count,
                        m_count == 1 ? "" : "s", m_root.string()));
   while (!m_workers.empty() || m_intake) {
     pollfd pfd{signals.fd(), POLLIN, 0};
-    sys::poll(&pfd, 1, intake_timeout());
+    sys::poll(&pfd, 1, poll_timeout());
+    tell_systemd();
     if (m_intake_due != 0 && monotonic_micros() >= m_intake_due && !m_stopping) {
       start_intake();
     }
     while (const auto sig = signals.next()) {
       if (*sig == SIGCHLD) {
         reap();
+      } else if (*sig == SIGUSR2) {
+        // blocked only so that it cannot end us: `cancel` signals workers
       } else if (*sig == SIGUSR1 || (*sig == SIGINT && m_interrupted)) {
         // `worker stop --now`, or a second Ctrl-C: the convention is that it forces
         m_stopping = true;
@@ -403,6 +455,7 @@ void end_orphans(const Spool& spool) {
 } // namespace
 
 JobState cancel_running(const Spool& spool, const std::string& id, Micros grace) {
+  const sys::HeldInterrupts held; // Ctrl-C here must not leave the request behind
   const CancelRequest request(spool, id);
   const Micros start = now_micros();
   const Micros orphan_after = start + 1'000'000; // a worker records its job just after the claim
@@ -416,6 +469,9 @@ JobState cancel_running(const Spool& spool, const std::string& id, Micros grace)
     }
     if (*st != JobState::processing) {
       return *st;
+    }
+    if (sys::interrupt_pending()) {
+      fail(fmt::format("interrupted while job '{}' was being cancelled; it may still be", id));
     }
     const Micros now = now_micros();
     if (now >= give_up) {

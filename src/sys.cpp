@@ -1115,11 +1115,50 @@ int poll(pollfd* fds, std::size_t n, int timeout_ms) {
 
 // --- sockets -------------------------------------------------------------------------
 
+namespace {
+
+// What systemd told this process, read once and then removed from the environment, so
+// that no worker or job inherits it (a supervisor run as a job would talk to our unit).
+struct SystemdEnvironment {
+  std::string socket; // $NOTIFY_SOCKET, "" when none
+  Micros watchdog = 0;
+};
+
+const SystemdEnvironment& systemd_environment() {
+  static const SystemdEnvironment env = [] {
+    SystemdEnvironment e;
+    if (const char* path = std::getenv("NOTIFY_SOCKET"); path && (path[0] == '/' || path[0] == '@')) {
+      e.socket = path;
+    }
+    const char* usec = std::getenv("WATCHDOG_USEC");
+    const char* pid = std::getenv("WATCHDOG_PID");
+    if (usec && (!pid || std::atol(pid) == ::getpid())) {
+      e.watchdog = std::max<Micros>(0, std::atoll(usec));
+    }
+    for (const char* name : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}) {
+      ::unsetenv(name);
+    }
+    return e;
+  }();
+  return env;
+}
+
+} // namespace
+
+bool systemd_listens() {
+  return !systemd_environment().socket.empty();
+}
+
+Micros watchdog_period() {
+  return systemd_environment().watchdog;
+}
+
 void notify_systemd(const char* state) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (!path || (path[0] != '/' && path[0] != '@')) {
+  const std::string& socket = systemd_environment().socket;
+  if (socket.empty()) {
     return;
   }
+  const char* path = socket.c_str();
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const std::size_t len = std::strlen(path);

@@ -21,11 +21,12 @@ double backoff_seconds(std::int64_t attempts, double base, double max) {
 }
 
 JobState record_run(Job& job, const RunResult& r, const Config& cfg, Micros now) {
-  job.set_outcome(r.exit_code, r.error);
-  if (r.cancelled) {
+  if (r.cancelled) { // no exit code of its own: `wait` says 1 (SPEC section 7)
+    job.set_outcome(std::nullopt, r.error);
     job.mark_cancelled();
     return JobState::dead;
   }
+  job.set_outcome(r.exit_code, r.error);
   if (r.error.empty()) {
     return JobState::completed;
   }

@@ -495,6 +495,7 @@ void Worker::recover_released() {
 void Worker::sweep() {
   try {
     m_spool.sweep_tmp();
+    remove_stale_cancel_requests(m_spool, now_micros());
   } catch (const Error& e) {
     m_log(fmt::format("cannot remove leftovers in tmp/: {}", e.what()));
   }

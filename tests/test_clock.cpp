@@ -87,6 +87,8 @@ TEST_CASE("parse_user_time: local forms, in the local zone", "[clock]") {
     CHECK(parse_user_time("2026-12-24 18:00", now) == parse_time("2026-12-24T17:00:00Z"));
     CHECK(parse_user_time("2027-07-01 18:00", now) == parse_time("2027-07-01T16:00:00Z"));
     CHECK(parse_user_time("tomorrow 00:30", now) == parse_time("2026-12-01T23:30:00Z"));
+    CHECK_FALSE(parse_user_time("2027-03-28 02:30", now).has_value()); // the hour the clocks skip
+    CHECK(parse_user_time("2027-03-28 03:30", now) == parse_time("2027-03-28T01:30:00Z"));
   });
   for (const char* bad : {"", "soon", "25:00", "14:60", "2027-02-29", "2027-02-29 10:00", "2026-12-01 3pm", "tomorrow",
                           "yesterday 10:00", "2026-12-01T03:00:00+5"}) {

@@ -84,6 +84,8 @@ private:
 };
 // Whether running job `id` is asked to be cancelled.
 bool cancel_requested(const Spool& spool, const std::string& id);
+// Removes requests over a minute old whose job is not running (their `cancel` was killed).
+void remove_stale_cancel_requests(const Spool& spool, Micros now);
 
 // Blocks until the process holding record `file` has exited (its lock is free).
 void wait_for_exit(const Spool& spool, const std::string& file);

@@ -156,6 +156,8 @@ public:
 
   // Number of jobs per state, by counting directory entries (no job file is read).
   std::array<std::size_t, k_state_count> counts() const;
+  // Number of jobs in one state, the same way.
+  std::size_t count(JobState s) const;
   // The jobs in a state, oldest created_at first (ties by id), at most `max` of them:
   // the oldest. Unreadable or invalid files are skipped.
   std::vector<StoredJob> list(JobState s, std::size_t max = SIZE_MAX) const;

@@ -416,6 +416,14 @@ int poll(pollfd* fds, std::size_t n, int timeout_ms);
 // Tells systemd (Type=notify) our state ("READY=1", "STOPPING=1"): one datagram to
 // $NOTIFY_SOCKET, the whole sd_notify protocol. Does nothing outside systemd.
 void notify_systemd(const char* state);
+// $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID are read at the first call of one of
+// these three, and then removed from the environment: what is started afterwards (the
+// workers, their jobs) does not inherit them.
+// Whether $NOTIFY_SOCKET names a service manager to tell.
+bool systemd_listens();
+// The watchdog period systemd asks for (WatchdogSec=: $WATCHDOG_USEC, for this process
+// when $WATCHDOG_PID says so), or 0 when none.
+Micros watchdog_period();
 
 struct ListenAddress {
   sockaddr_storage addr{};

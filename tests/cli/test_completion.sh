@@ -83,6 +83,13 @@ assert_eq "$(complete_line "queuectl --spool $S list --queue ")" "builds
 default"
 assert_eq "$(complete_line 'queuectl list --state d')" "dead
 done"
+# "--state=d": bash splits it at '=' into three words; zsh and fish keep one.
+got=$(PATH="$BIN:$PATH" bash -c 'source "$1"; COMP_WORDS=(queuectl list --state = d); COMP_CWORD=4; _queuectl; printf "%s\n" "${COMPREPLY[@]}"' _ "$SCRIPT" | sort)
+assert_eq "$got" "dead
+done" "--state = d"
+got=$(PATH="$BIN:$PATH" bash -c 'source "$1"; COMP_WORDS=(queuectl list --state =); COMP_CWORD=3; _queuectl; printf "%s\n" "${COMPREPLY[@]}"' _ "$SCRIPT" | grep -c '^=')
+assert_eq "$got" 7 "--state = (bash keeps the '=' it completes)"
+assert_eq "$("$QUEUECTL" __complete list --state=pe)" "--state=pending"
 assert_eq "$(complete_line 'queuectl config set back')" "backoff-base
 backoff-max"
 assert_eq "$(complete_line 'queuectl config set backoff-max ')" "" "a setting's value"

@@ -63,6 +63,8 @@ for f in /usr/bin/queuectl /usr/libexec/queuectl/queuectl-serve /usr/libexec/que
   grep -qx "$f" "$T/rpm-files" || fail "rpm lacks $f"
 done
 [ "$(grep -c '^/usr/share/man/' "$T/rpm-files")" -ge 13 ] || fail "rpm lacks man pages"
+rpm -qpi "$RPM" 2>/dev/null | grep -q "maildir-style spool directory" || fail "rpm description: $(rpm -qpi "$RPM" 2>/dev/null | tail -3)"
+rpm -qp --changelog "$RPM" 2>/dev/null | grep -q "^\* .* 2026 queuectl developers" || fail "rpm changelog: $(rpm -qp --changelog "$RPM" 2>/dev/null | head -3)"
 
 # Install the .deb for real.
 dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i"; }
@@ -87,6 +89,22 @@ for unit in queuectl.service queuectl@demo.service; do
     [ ! -s "$T/verify" ] || fail "verify $unit: $(cat "$T/verify")"
   fi
 done
+cp /usr/lib/systemd/system/queuectl-serve.service "$T/"
+systemd-analyze verify "$T/queuectl-serve.service" 2>"$T/verify" || fail "verify queuectl-serve.service: $(cat "$T/verify")"
+# The sandboxes: 2.0 or better (systemd-analyze's scale is 0 to 100 here).
+for unit in queuectl.service queuectl@.service queuectl-serve.service; do
+  systemd-analyze security --offline=true --threshold=20 "/usr/lib/systemd/system/$unit" >"$T/security" 2>&1 ||
+    fail "systemd-analyze security $unit: $(tail -1 "$T/security")"
+done
+# Shell completions where each shell looks; bash-completion loads queuectl's on demand.
+for f in /usr/share/bash-completion/completions/queuectl /usr/share/zsh/vendor-completions/_queuectl \
+  /usr/share/fish/vendor_completions.d/queuectl.fish; do
+  [ -s "$f" ] || fail "no completion file $f"
+done
+if [ -f /usr/share/bash-completion/bash_completion ]; then
+  got=$(bash -c '. /usr/share/bash-completion/bash_completion; _completion_loader queuectl; complete -p queuectl')
+  [ "$got" = "complete -F _queuectl queuectl" ] || fail "bash-completion does not load queuectl's: $got"
+fi
 mkdir -m 700 "$T/xdg"
 XDG_RUNTIME_DIR="$T/xdg" systemd-analyze verify --user /usr/lib/systemd/user/queuectl.service 2>"$T/verify-user" ||
   fail "verify user unit: $(cat "$T/verify-user")"
@@ -132,10 +150,25 @@ kill -TERM "$SUP"
 wait "$SUP" || fail "the service's main process exited $? on SIGTERM"
 SUP=""
 
-# Remove the package: the spool and its jobs stay.
+# The admin enables the units; an upgrade (the same package again) keeps them enabled.
+systemctl enable queuectl.service queuectl-serve.service >/dev/null 2>&1
+WANTS=/etc/systemd/system/multi-user.target.wants
+[ -L $WANTS/queuectl.service ] && [ -L $WANTS/queuectl-serve.service ] || fail "enable made no links"
+dpkg -i "$DEB" >"$T/dpkg-up.log" 2>&1 || { cat "$T/dpkg-up.log"; fail "dpkg -i over itself"; }
+[ -L $WANTS/queuectl.service ] || fail "an upgrade lost the enablement"
+
+# Remove the package: the spool and its jobs stay; the units are masked (a link left
+# behind starts nothing); purge removes the links and the masks.
 dpkg -r queuectl >"$T/dpkg-r.log" 2>&1 || { cat "$T/dpkg-r.log"; fail "dpkg -r"; }
 [ ! -e /usr/bin/queuectl ] || fail "binary still installed after dpkg -r"
 [ "$(ls $SPOOL/done | grep -c '\.json$')" = 5 ] || fail "jobs lost on package removal"
+[ "$(readlink /etc/systemd/system/queuectl.service)" = /dev/null ] || fail "dpkg -r did not mask queuectl.service"
+dpkg -P queuectl >"$T/dpkg-p.log" 2>&1 || { cat "$T/dpkg-p.log"; fail "dpkg -P"; }
+for link in $WANTS/queuectl.service $WANTS/queuectl-serve.service /etc/systemd/system/queuectl.service \
+  /etc/systemd/system/queuectl-serve.service; do
+  [ ! -e "$link" ] && [ ! -L "$link" ] || fail "purge left $link"
+done
+[ -d $SPOOL/done ] || fail "purge removed the spool"
 
 # The rpm, into a scratch root.
 R="$T/rpmroot"
