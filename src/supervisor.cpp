@@ -49,6 +49,7 @@ private:
   pid_t spawn_worker(int ready_fd, bool handed = false);
   void start_intake();
   int poll_timeout() const;
+  Micros tell_period() const; // between two WATCHDOG=1 or STATUS=
   void tell_systemd();
   void hand_over_scan(std::vector<Fd>& ready);
   void reap();
@@ -110,8 +111,8 @@ void Supervisor::start_intake() {
 // poll(2)'s timeout: until the intake is due to start again, or none.
 int Supervisor::poll_timeout() const {
   Micros next = m_intake_due;
-  if (m_watchdog > 0 || m_listens) {
-    const Micros tick = m_last_told + (m_watchdog > 0 ? std::min(m_watchdog / 2, k_status_period) : k_status_period);
+  if (m_listens) {
+    const Micros tick = m_last_told + tell_period();
     next = next == 0 ? tick : std::min(next, tick);
   }
   if (next == 0) {
@@ -123,10 +124,13 @@ int Supervisor::poll_timeout() const {
 // Under systemd: WATCHDOG=1 at half the watchdog period (the loop turning is the proof
 // of life), and STATUS= with the workers and the counts of the waiting states, which
 // `systemctl status` shows.
+Micros Supervisor::tell_period() const {
+  return m_watchdog > 0 ? std::min(m_watchdog / 2, k_status_period) : k_status_period;
+}
+
 void Supervisor::tell_systemd() {
   const Micros now = monotonic_micros();
-  if (!m_listens ||
-      now - m_last_told < (m_watchdog > 0 ? std::min(m_watchdog / 2, k_status_period) : k_status_period)) {
+  if (!m_listens || now - m_last_told < tell_period()) {
     return;
   }
   m_last_told = now;
