@@ -54,12 +54,21 @@ cmp -s "$S/dead/p1.json" "$T/p1.before" || fail "a refused cancel changed the fi
 start_workers 1
 q enqueue "{\"id\":\"again\",\"command\":\"echo run >> $T/runs\"}" >/dev/null
 expect 0 q wait --timeout 30 again
-expect 0 q retry again long
+# A completed and a dead job at once (the dead one is quick: a command that ends on its
+# own; "long" would keep the one worker busy).
+q enqueue '{"id":"quick","max_retries":0,"command":"exit 5"}' >/dev/null
+expect 5 q wait --timeout 30 quick
+expect 0 q retry again quick
 assert_eq "$OUT" "retried again
-retried long"
+retried quick"
 expect 0 q wait --timeout 30 again
+expect 5 q wait --timeout 30 quick
 assert_eq "$(wc -l <"$T/runs")" 2 "runs of the retried job"
 assert_eq "$(q show again | json "j['state'], j['attempts']")" "completed 1"
+assert_eq "$(q show quick | json "j['state'], j['attempts']")" "dead 1"
+# The cancelled job runs again, and is cancelled again.
+expect 0 q retry long
+wait_until 10 is_state long processing
 expect 0 q cancel long
 q enqueue '{"id":"waiting","command":"true","run_at":"2099-01-01T00:00:00Z"}' >/dev/null
 cp "$S/pending/waiting.json" "$T/w.before"
