@@ -38,13 +38,15 @@ void Catalog::refresh(JobState s) {
   }
 }
 
-std::vector<StoredJob> Catalog::page(std::optional<JobState> state, std::size_t offset, std::size_t limit) {
+std::vector<StoredJob> Catalog::page(std::optional<JobState> state, std::size_t offset, std::size_t limit,
+                                     bool newest) {
   struct Row {
     Micros created;
     const std::string* id;
     JobState s;
     bool operator<(const Row& o) const { return created != o.created ? created < o.created : *id < *o.id; }
   };
+  const auto before = [newest](const Row& a, const Row& b) { return newest ? b < a : a < b; };
   std::vector<Row> rows;
   for (JobState s : k_all_states) {
     if (state && s != *state) {
@@ -59,7 +61,7 @@ std::vector<StoredJob> Catalog::page(std::optional<JobState> state, std::size_t 
   if (offset >= end) {
     return {};
   }
-  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(end), rows.end());
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(end), rows.end(), before);
   std::vector<StoredJob> jobs;
   jobs.reserve(end - offset);
   for (std::size_t i = offset; i < end; ++i) {

@@ -224,7 +224,7 @@ const Command k_commands[] = {
      },
      [](Call& c) {
        const auto state = state_of(c.a.state, false);
-       const auto jobs = cmd::list(c.spool, cmd::JobFilter{state, c.a.queue, c.a.tag, c.a.limit});
+       const auto jobs = cmd::list(c.spool, cmd::JobFilter{state, c.a.queue, c.a.tag, std::nullopt, c.a.limit});
        if (c.a.json) {
          out_json(cmd::jobs_json(jobs));
        } else if (jobs.empty() && sys::is_terminal(STDOUT_FILENO)) { // a pipe gets nothing to parse
@@ -293,16 +293,34 @@ const Command k_commands[] = {
      [](const Args& a) { return a.cluster; }},
     {"purge", "delete completed or dead jobs with their logs", false,
      [](CLI::App& c, Args& a) {
-       c.add_option("--state", a.state, "completed (or done) or dead")->required()->type_name("STATE");
+       auto* ids = c.add_option("ids", a.ids, "completed or dead jobs to delete")->type_name("ID...");
+       c.add_option("--state", a.state, "every job of this state: completed (or done) or dead")
+           ->type_name("STATE")
+           ->excludes(ids);
        older_option(c, a);
      },
      [](Call& c) {
+       if (!c.a.ids.empty()) {
+         return for_each_id(c.a.ids, "purged", [&](const std::string& id) { cmd::purge_job(c.spool, id); });
+       }
        const JobState s = *state_of(c.a.state, true);
        const std::size_t n = cmd::purge(c.spool, s, c.a.older_than);
        out(fmt::format("purged {} {} job{}\n", n, state_name(s), n == 1 ? "" : "s"));
        return 0;
      },
-     [](Args& a, bool) { state_of(a.state, true); }},
+     [](Args& a, bool) {
+       check_ids(a.ids);
+       if (!a.ids.empty()) {
+         if (a.older_than) {
+           bad_usage("purge: --older-than goes with --state, not with job ids");
+         }
+         return;
+       }
+       if (a.state.empty()) {
+         bad_usage("purge needs job ids or --state completed|dead");
+       }
+       state_of(a.state, true);
+     }},
     {"dlq", "the dead-letter queue: list, retry, purge", false, nullptr, nullptr},
     {"dlq list", "list dead jobs, oldest first", false,
      [](CLI::App& c, Args& a) {

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace queuectl::cmd {
 
 Json status(const Spool& spool) {
@@ -25,8 +27,26 @@ std::vector<StoredJob> list(const Spool& spool, std::optional<JobState> state, s
   return state ? spool.list(*state, max) : spool.list_all(max);
 }
 
+namespace {
+
+bool contains_text(std::string_view hay, std::string_view needle) {
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                     [&](char a, char b) { return lower(a) == lower(b); }) != hay.end();
+}
+
+bool matches_text(const Job& job, std::string_view text) {
+  if (contains_text(job.id(), text) || contains_text(job.command(), text)) {
+    return true;
+  }
+  const auto tags = job.tags();
+  return std::any_of(tags.begin(), tags.end(), [&](const std::string& t) { return contains_text(t, text); });
+}
+
+} // namespace
+
 std::vector<StoredJob> list(const Spool& spool, const JobFilter& f) {
-  if (!f.queue && !f.tag) {
+  if (!f.queue && !f.tag && !f.text) {
     return list(spool, f.state, f.max);
   }
   std::vector<StoredJob> all = list(spool, f.state, SIZE_MAX);
@@ -35,7 +55,8 @@ std::vector<StoredJob> list(const Spool& spool, const JobFilter& f) {
     if (out.size() >= f.max) {
       break;
     }
-    if ((!f.queue || sj.job.queue() == *f.queue) && (!f.tag || sj.job.has_tag(*f.tag))) {
+    if ((!f.queue || sj.job.queue() == *f.queue) && (!f.tag || sj.job.has_tag(*f.tag)) &&
+        (!f.text || matches_text(sj.job, *f.text))) {
       out.push_back(std::move(sj));
     }
   }
@@ -173,6 +194,24 @@ std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_th
     tx.sync(s);
   }
   return n;
+}
+
+void purge_job(const Spool& spool, const std::string& id) {
+  const std::optional<JobState> s = spool.locate(id);
+  if (!s) {
+    throw NotFound(fmt::format("no such job '{}'", id));
+  }
+  if (*s != JobState::completed && *s != JobState::dead) {
+    fail(fmt::format("cannot purge job '{}': it is {}; only completed or dead jobs are purged (cancel it first)", id,
+                     state_name(*s)));
+  }
+  auto locked = spool.lock_job(*s, id);
+  if (!locked) { // moved on between the look and the lock (retried meanwhile)
+    fail(fmt::format("cannot purge job '{}': it left {}/ meanwhile", id, state_dir(*s)));
+  }
+  Transitions tx(spool);
+  tx.remove(*locked);
+  tx.sync(*s);
 }
 
 } // namespace queuectl::cmd

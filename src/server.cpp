@@ -300,8 +300,23 @@ void Api::install(httplib::Server& svr) {
           };
           const std::size_t offset = num("offset", 0);
           const std::size_t limit = num("limit", SIZE_MAX);
-          if (req.has_param("queue") || req.has_param("tag")) {
-            // A filter reads every job of the state (their files say their queue and tags).
+          bool newest = false;
+          if (req.has_param("order")) {
+            const std::string order = req.get_param_value("order");
+            if (order != "oldest" && order != "newest") {
+              bad_usage(fmt::format("invalid order '{}': expected oldest or newest", order));
+            }
+            newest = order == "newest";
+          }
+          const auto given = [&](const char* name) -> std::optional<std::string> {
+            if (!req.has_param(name) || req.get_param_value(name).empty()) {
+              return std::nullopt;
+            }
+            return req.get_param_value(name);
+          };
+          if (req.has_param("queue") || req.has_param("tag") || given("q")) {
+            // A filter reads every job of the state (their files say their queue, tags
+            // and command).
             cmd::JobFilter f;
             f.state = st;
             if (req.has_param("queue")) {
@@ -311,7 +326,11 @@ void Api::install(httplib::Server& svr) {
             if (req.has_param("tag")) {
               f.tag = req.get_param_value("tag");
             }
+            f.text = given("q");
             std::vector<StoredJob> all = cmd::list(m_spool, f);
+            if (newest) {
+              std::reverse(all.begin(), all.end());
+            }
             res.set_header("X-Total-Count", std::to_string(all.size()));
             std::vector<StoredJob> page;
             for (std::size_t i = offset; i < all.size() && page.size() < limit; ++i) {
@@ -326,7 +345,7 @@ void Api::install(httplib::Server& svr) {
           std::vector<StoredJob> jobs;
           {
             const std::lock_guard<std::mutex> g(m_catalog_mutex);
-            jobs = m_catalog.page(st, offset, limit);
+            jobs = m_catalog.page(st, offset, limit, newest);
           }
           const auto counts = m_spool.counts();
           const std::size_t total = st ? counts[static_cast<std::size_t>(*st)]
@@ -358,6 +377,19 @@ void Api::install(httplib::Server& svr) {
           const std::string id = job_id(req);
           cmd::cancel(m_spool, id);
           send_json(res, 200, cmd::show(m_spool, id));
+        }));
+  route(svr, R"(/api/jobs/([^/]+)/purge)", std::nullopt,
+        Handler([this](const httplib::Request& req, httplib::Response& res) {
+          const std::string id = job_id(req);
+          cmd::purge_job(m_spool, id);
+          send_json(res, 200, Json{{"id", id}, {"purged", true}});
+        }));
+  // The dead-letter queue as a whole: `dlq retry --all` and `dlq purge`.
+  route(svr, "/api/dlq/retry", std::nullopt, Handler([this](const httplib::Request&, httplib::Response& res) {
+          send_json(res, 200, Json{{"retried", cmd::retry_dead(m_spool, {}, true)}});
+        }));
+  route(svr, "/api/dlq/purge", std::nullopt, Handler([this](const httplib::Request&, httplib::Response& res) {
+          send_json(res, 200, Json{{"purged", cmd::purge(m_spool, JobState::dead, std::nullopt)}});
         }));
   for (const bool hold : {true, false}) {
     route(svr, hold ? R"(/api/jobs/([^/]+)/hold)" : R"(/api/jobs/([^/]+)/release)", std::nullopt,

@@ -31,15 +31,20 @@ std::vector<std::string> slice(const std::vector<std::string>& v, std::size_t of
   return {v.begin() + static_cast<long>(b), v.begin() + static_cast<long>(e)};
 }
 
-// Every page the catalog gives is the same slice of what Spool::list gives.
+// Every page the catalog gives is the same slice of what Spool::list gives, or of its
+// reverse for the newest first.
 void check_pages(const Spool& s, Catalog& c) {
   const auto all = ids(s.list_all());
   const auto pending = ids(s.list(JobState::pending));
+  const std::vector<std::string> all_newest(all.rbegin(), all.rend());
+  const std::vector<std::string> pending_newest(pending.rbegin(), pending.rend());
   for (std::size_t offset : {0UL, 1UL, 50UL, 2999UL, 3000UL, 5000UL}) {
     for (std::size_t limit : {0UL, 1UL, 50UL, 10'000UL, SIZE_MAX}) {
       INFO(offset << " " << limit);
       REQUIRE(ids(c.page(std::nullopt, offset, limit)) == slice(all, offset, limit));
       REQUIRE(ids(c.page(JobState::pending, offset, limit)) == slice(pending, offset, limit));
+      REQUIRE(ids(c.page(std::nullopt, offset, limit, true)) == slice(all_newest, offset, limit));
+      REQUIRE(ids(c.page(JobState::pending, offset, limit, true)) == slice(pending_newest, offset, limit));
     }
   }
 }

@@ -21,9 +21,11 @@ public:
   explicit Catalog(const Spool& spool) : m_spool(spool) {}
 
   // The jobs [offset, offset + limit) of one state, or of all, in the order of
-  // Spool::list_all (oldest created_at first, then id). Reads the files of jobs it has
-  // not seen before, and those of the page. Not thread-safe.
-  std::vector<StoredJob> page(std::optional<JobState> state, std::size_t offset, std::size_t limit);
+  // Spool::list_all (oldest created_at first, then id), or the reverse when `newest`.
+  // Reads the files of jobs it has not seen before, and those of the page. Not
+  // thread-safe.
+  std::vector<StoredJob> page(std::optional<JobState> state, std::size_t offset, std::size_t limit,
+                              bool newest = false);
 
   // Jobs remembered in a state (for tests).
   std::size_t known(JobState s) const { return m_known[static_cast<std::size_t>(s)].size(); }

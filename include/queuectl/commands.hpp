@@ -61,9 +61,11 @@ Json status(const Spool& spool);
 // `list`: the oldest `max` jobs of one state, or of every state.
 std::vector<StoredJob> list(const Spool& spool, std::optional<JobState> state, std::size_t max);
 // `list --queue --tag`: as list(), only the jobs of `queue` and with `tag` (when given).
+// `text` (the API's search) keeps the jobs whose id, command or one of whose tags
+// contains it, ignoring ASCII case.
 struct JobFilter {
   std::optional<JobState> state;
-  std::optional<std::string> queue, tag;
+  std::optional<std::string> queue, tag, text;
   std::size_t max = SIZE_MAX;
 };
 std::vector<StoredJob> list(const Spool& spool, const JobFilter& f);
@@ -91,6 +93,9 @@ std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::s
 // Removes jobs of `s` (completed or dead) whose updated_at is older than `older_than`
 // seconds (all when nullopt), with their logs and .orig files. How many.
 std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_than);
+// `purge ID...`: removes one completed or dead job, with its log and .orig file.
+// Error(failure) for an unknown job or one in another state (nothing changed).
+void purge_job(const Spool& spool, const std::string& id);
 
 // --- queues (cmd_queue.cpp) ---
 

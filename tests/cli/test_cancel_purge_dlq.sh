@@ -52,6 +52,26 @@ expect 2 q purge --state completed --older-than -5
 expect 0 q purge --state completed
 assert_eq "$(files done)" ""
 
+# purge ID...: completed or dead jobs by id, with their logs; any other state or an
+# unknown id is an error that changes nothing, and the other ids are still purged.
+printf '{"id":"c1","command":"true","state":"completed"}\n' >"$S/done/c1.json"
+echo out >"$S/done/c1.log"
+q enqueue --command true --id w1 >/dev/null
+q enqueue --command true --id x1 >/dev/null
+q cancel x1 >/dev/null
+cp "$S/pending/w1.json" "$T/w1.before"
+expect 1 q purge c1 w1 nosuch x1
+assert_eq "$OUT" "purged c1
+purged x1"
+assert_contains "$ERR" "cannot purge job 'w1': it is pending"
+assert_contains "$ERR" "no such job 'nosuch'"
+[ ! -e "$S/done/c1.json" ] && [ ! -e "$S/done/c1.log" ] && [ ! -e "$S/dead/x1.json" ] || fail "purge ID left files"
+cmp -s "$S/pending/w1.json" "$T/w1.before" || fail "purge of a pending job changed it"
+expect 2 q purge w1 --state dead
+expect 2 q purge w1 --older-than 60
+assert_one_error_line
+q cancel w1 >/dev/null
+
 # dlq purge removes the record and the .orig of an invalid drop-in.
 printf 'garbage' >"$S/dead/g.json.orig"
 printf '{"id":"g","command":"","state":"dead","original_file":"g.json.orig","last_error":"invalid JSON"}\n' >"$S/dead/g.json"

@@ -88,6 +88,10 @@ assert_eq "$CODE" 200
 assert_eq "$(state_of p2)" dead
 http POST /api/jobs/nosuch/cancel -d ''
 assert_eq "$CODE" 404
+# Delete one job: completed or dead only.
+http POST /api/jobs/p1/purge -d ''
+assert_eq "$CODE" 409 "delete of a pending job"
+assert_eq "$(state_of p1)" pending
 
 # hold, release, queues (SPEC section 7)
 q enqueue --id qa --command true --queue builds --tag t1 --delay 3600 >/dev/null
@@ -109,6 +113,21 @@ http GET "/api/jobs?tag=nope"
 assert_eq "$BODY" "[]"
 http GET "/api/jobs?queue=bad%20name"
 assert_eq "$CODE" 400
+# Newest first, and the search (id, command or tag, any case), with paging and totals.
+http GET "/api/jobs?state=pending&order=newest"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['qa', 'api1', 'p3', 'p1']"
+http GET "/api/jobs?order=sideways"
+assert_eq "$CODE" 400
+assert_contains "$BODY" "expected oldest or newest"
+http GET "/api/jobs?q=P"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['p1', 'p2', 'p3', 'api1']"
+http GET "/api/jobs?q=FROM-api"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['api1']"
+http GET "/api/jobs?q=t1&state=pending"
+assert_eq "$(printf '%s' "$BODY" | json "[x['id'] for x in j]")" "['qa']"
+CODE=$(curl -s -D "$T/headers" -o "$T/body" -w '%{http_code}' "${URL}api/jobs?q=p&order=newest&limit=2&offset=1")
+assert_eq "$(json "[x['id'] for x in j]" <"$T/body")" "['p3', 'p2']" "a page of a search, newest first"
+grep -qi '^X-Total-Count: 4' "$T/headers" || fail "X-Total-Count of a search: $(cat "$T/headers")"
 http POST /api/queues/builds/pause -d ''
 assert_eq "$CODE" 200
 http GET /api/queues
@@ -138,6 +157,28 @@ assert_eq "$(count workers)" 2 "workers after refused starts"
 http GET /metrics
 assert_eq "$CODE" 200
 printf '%s\n' "$BODY" | python3 "$PROM" >/dev/null || fail "/metrics is not valid exposition"
+
+# Delete a completed job; retry all and purge all dead (what `dlq retry --all` and
+# `dlq purge` do).
+http POST /api/jobs/api1/purge -d ''
+assert_eq "$CODE" 200
+[ ! -e "$S/done/api1.json" ] && [ ! -e "$S/done/api1.log" ] || fail "the API's delete left api1's files"
+http GET /api/jobs/api1
+assert_eq "$CODE" 404
+printf '{"id":"d1","command":"true","state":"dead","attempts":1}\n' >"$S/dead/d1.json"
+printf '{"id":"d2","command":"true","state":"dead","attempts":1}\n' >"$S/dead/d2.json"
+http POST /api/dlq/retry -d ''
+assert_eq "$CODE" 200
+assert_eq "$(printf '%s' "$BODY" | json "sorted(j['retried'])")" "['d1', 'd2', 'p2']"
+wait_until 10 is_state d1 completed
+wait_until 10 is_state d2 completed
+printf '{"id":"d3","command":"true","state":"dead","attempts":1}\n' >"$S/dead/d3.json"
+echo output >"$S/dead/d3.log"
+http POST /api/dlq/purge -d ''
+assert_eq "$CODE" 200
+assert_eq "$(printf '%s' "$BODY" | json "j['purged']")" 1
+assert_eq "$(count dead)" 0 "dead jobs after purge all"
+[ ! -e "$S/dead/d3.log" ] || fail "purge all dead left a log"
 http GET /
 assert_eq "$CODE" 200
 assert_contains "$BODY" "<title>queuectl</title>"
@@ -152,13 +193,15 @@ stop_server
 # A token guards every request, reads included; only the page itself is served without
 # it (it asks for the token).
 printf 's3cret\n' >"$T/token"
+q enqueue --id p4 --command true >/dev/null
+q cancel p4 >/dev/null
 start_server --token-file "$T/token"
 http POST /api/jobs -d '{"command":"true"}'
 assert_eq "$CODE" 401
-http POST /api/jobs/p2/retry -d '' -H 'Authorization: Bearer wrong'
+http POST /api/jobs/p4/retry -d '' -H 'Authorization: Bearer wrong'
 assert_eq "$CODE" 401
-assert_eq "$(state_of p2)" dead
-http POST /api/jobs/p2/retry -d '' -H 'Authorization: Bearer s3cret'
+assert_eq "$(state_of p4)" dead
+http POST /api/jobs/p4/retry -d '' -H 'Authorization: Bearer s3cret'
 assert_eq "$CODE" 200
 for path in /api/status /api/jobs /api/jobs/p1 /api/jobs/p1/log /api/workers /metrics; do
   http GET "$path"

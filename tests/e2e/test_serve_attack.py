@@ -63,6 +63,8 @@ async function main() {{
   await attempt("beacon", () => navigator.sendBeacon(target + "api/jobs",
     new Blob([{json.dumps(cmd("beacon"))}], {{type: "text/plain"}})));
   await attempt("retry", () => fetch(target + "api/jobs/victim/retry", {{method: "POST", mode: "no-cors"}}));
+  await attempt("delete", () => fetch(target + "api/jobs/victim/purge", {{method: "POST", mode: "no-cors"}}));
+  await attempt("purge all dead", () => fetch(target + "api/dlq/purge", {{method: "POST", mode: "no-cors"}}));
   await new Promise((r) => setTimeout(r, 500)); // the form's own navigation
   document.title = "done " + JSON.stringify(results);
 }}
@@ -117,8 +119,9 @@ try:
         fetch("/api/status").then((r) => r.status),
         fetch("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"}, body: cmd}).then((r) => r.status),
         fetch("/api/jobs/victim/retry", {method: "POST", headers: {"Content-Type": "application/json"}}).then((r) => r.status),
+        fetch("/api/dlq/purge", {method: "POST", headers: {"Content-Type": "application/json"}}).then((r) => r.status),
       ]);""" % tmp)
-    assert rebound == [403, 403, 403], f"a rebound page got {rebound}"
+    assert rebound == [403, 403, 403, 403], f"a rebound page got {rebound}"
 
     status = json.loads(q("status", "--json"))
     assert status["pending"] == 0 and status["dead"] == 1, f"a rebound page changed the spool: {status}"
