@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace queuectl::cmd {
 
@@ -98,6 +99,26 @@ std::string log_text(const Spool& spool, const std::string& id) {
   return {};
 }
 
+LogSlice log_slice(const Spool& spool, const std::string& id, std::uint64_t from, std::optional<std::uint64_t> tail) {
+  const Fd log = spool.open_log(id);
+  if (!log) {
+    if (!spool.find(id)) {
+      throw NotFound(fmt::format("no such job '{}'", id));
+    }
+    return {};
+  }
+  const auto size = static_cast<std::uint64_t>(sys::stat_of(log.get(), log_file(id)).st_size);
+  LogSlice out;
+  out.size = size;
+  out.offset = std::min(from, size);
+  if (tail && size - out.offset > *tail) {
+    out.offset = size - *tail;
+  }
+  // Only what was there at the fstat: a line being written is read on the next call.
+  out.text = sys::read_at(log.get(), size - out.offset, static_cast<off_t>(out.offset), log_file(id));
+  return out;
+}
+
 void cancel(const Spool& spool, const std::string& id) {
   // A job may move between the look and the lock (claimed, or finished): look again.
   for (int attempt = 0;; ++attempt) {
@@ -152,12 +173,52 @@ std::vector<std::string> retry_dead(const Spool& spool, const std::vector<std::s
   }
   Transitions tx(spool);
   Counters counters(spool);
+  std::vector<std::string> retried;
   for (const std::string& id : which) {
-    tx.retry(id, true);
+    try {
+      tx.retry(id, true);
+    } catch (const Error&) {
+      if (!all) {
+        throw;
+      }
+      continue; // retried or purged by someone else since the listing
+    }
     counters.add(count_one(Counter::jobs_retried));
+    retried.push_back(id);
   }
-  return which;
+  return retried;
 }
+
+namespace {
+
+// A job that comes after a dead job would run once that job is purged (a purged job
+// counts as completed). Before dead jobs go, the jobs still waiting on them go to dead/
+// as a worker's claim would send them ("dependency X failed"). Reads every waiting job.
+void fail_dependents(const Spool& spool, const std::unordered_set<std::string>& dead) {
+  if (dead.empty()) {
+    return;
+  }
+  Transitions tx(spool);
+  Counters counters(spool);
+  for (const JobState s : {JobState::pending, JobState::held, JobState::failed}) {
+    for (const StoredJob& sj : spool.list(s)) {
+      for (const std::string& dep : sj.job.after()) {
+        if (dead.count(dep) == 0) {
+          continue;
+        }
+        try {
+          tx.fail_dependent(sj.job.id(), dep);
+          counters.add(count_one(Counter::jobs_dead));
+        } catch (const Error&) {
+          // moved on meanwhile: claimed (a worker then sees the dead job), or cancelled
+        }
+        break;
+      }
+    }
+  }
+}
+
+} // namespace
 
 std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_than) {
   const Micros now = now_micros();
@@ -167,25 +228,35 @@ std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_th
       ids.emplace_back(stem);
     }
   });
+  // Age is the time since updated_at; a file without one is as old as its mtime.
+  const auto old_enough = [&](const LockedJob& l) {
+    if (!older_than) {
+      return true;
+    }
+    std::string why;
+    const std::optional<Job> job = Job::try_parse(l.content, why);
+    std::optional<Micros> updated = job ? job->time_field("updated_at") : std::nullopt;
+    if (!updated) {
+      const auto st = spool.stat_job(s, l.stem);
+      updated = st ? sys::mtime_micros(*st) : now;
+    }
+    return now - *updated >= seconds_to_micros(*older_than);
+  };
+  if (s == JobState::dead) {
+    std::unordered_set<std::string> going;
+    for (const std::string& id : ids) {
+      if (const auto locked = spool.lock_job(s, id); locked && old_enough(*locked)) {
+        going.insert(id);
+      }
+    }
+    fail_dependents(spool, going);
+  }
   Transitions tx(spool);
   std::size_t n = 0;
   for (const std::string& id : ids) {
     auto locked = spool.lock_job(s, id);
-    if (!locked) {
+    if (!locked || !old_enough(*locked)) {
       continue;
-    }
-    if (older_than) {
-      // Age is the time since updated_at; a file without one is as old as its mtime.
-      std::string why;
-      const std::optional<Job> job = Job::try_parse(locked->content, why);
-      std::optional<Micros> updated = job ? job->time_field("updated_at") : std::nullopt;
-      if (!updated) {
-        const auto st = spool.stat_job(s, id);
-        updated = st ? sys::mtime_micros(*st) : now;
-      }
-      if (now - *updated < seconds_to_micros(*older_than)) {
-        continue;
-      }
     }
     tx.remove(*locked);
     ++n;
@@ -197,21 +268,10 @@ std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_th
 }
 
 void purge_job(const Spool& spool, const std::string& id) {
-  const std::optional<JobState> s = spool.locate(id);
-  if (!s) {
-    throw NotFound(fmt::format("no such job '{}'", id));
+  if (const auto s = spool.locate(id); s == JobState::dead) {
+    fail_dependents(spool, {id});
   }
-  if (*s != JobState::completed && *s != JobState::dead) {
-    fail(fmt::format("cannot purge job '{}': it is {}; only completed or dead jobs are purged (cancel it first)", id,
-                     state_name(*s)));
-  }
-  auto locked = spool.lock_job(*s, id);
-  if (!locked) { // moved on between the look and the lock (retried meanwhile)
-    fail(fmt::format("cannot purge job '{}': it left {}/ meanwhile", id, state_dir(*s)));
-  }
-  Transitions tx(spool);
-  tx.remove(*locked);
-  tx.sync(*s);
+  Transitions(spool).purge(id);
 }
 
 } // namespace queuectl::cmd

@@ -267,7 +267,14 @@ void Api::install(httplib::Server& svr) {
     }
   });
 
+  // No page of another site may frame the dashboard (clickjacking its buttons).
+  svr.set_default_headers({{"X-Frame-Options", "DENY"}, {"X-Content-Type-Options", "nosniff"}});
   route(svr, "/", Handler([](const httplib::Request&, httplib::Response& res) {
+          // The page loads nothing from elsewhere and talks to this server only.
+          res.set_header("Content-Security-Policy",
+                         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                         "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                         "frame-ancestors 'none'");
           res.set_content(k_dashboard_html, "text/html; charset=utf-8");
         }),
         std::nullopt);
@@ -363,7 +370,31 @@ void Api::install(httplib::Server& svr) {
         }),
         std::nullopt);
   route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
-          res.set_content(cmd::log_text(m_spool, job_id(req)), "text/plain; charset=utf-8");
+          // ?from=N: the bytes from N on; ?tail=N: at most the last N. X-Log-Offset says
+          // where the text starts, X-Log-Size how long the log was.
+          const auto num = [&](const char* name) -> std::optional<std::uint64_t> {
+            if (!req.has_param(name)) {
+              return std::nullopt;
+            }
+            const std::string v = req.get_param_value(name);
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || v[0] == '-' || errno == ERANGE) {
+              bad_usage(fmt::format("invalid {} '{}'", name, v));
+            }
+            return n;
+          };
+          const auto from = num("from");
+          const auto tail = num("tail");
+          if (!from && !tail) {
+            res.set_content(cmd::log_text(m_spool, job_id(req)), "text/plain; charset=utf-8");
+            return;
+          }
+          cmd::LogSlice slice = cmd::log_slice(m_spool, job_id(req), from.value_or(0), tail);
+          res.set_header("X-Log-Offset", std::to_string(slice.offset));
+          res.set_header("X-Log-Size", std::to_string(slice.size));
+          res.set_content(std::move(slice.text), "text/plain; charset=utf-8");
         }),
         std::nullopt);
   route(svr, R"(/api/jobs/([^/]+)/retry)", std::nullopt,

@@ -562,6 +562,38 @@ void Transitions::retry(const std::string& id, bool dead_only) {
   sync(JobState::pending);
 }
 
+void Transitions::purge(const std::string& id) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const StoredJob sj = m_spool.load(id);
+    if (sj.state != JobState::completed && sj.state != JobState::dead) {
+      fail(fmt::format("cannot purge job '{}': it is {} (only completed and dead jobs can be purged; cancel it first)",
+                       id, state_name(sj.state)));
+    }
+    // Not parsed: a damaged file in dead/ can be purged by its name too.
+    if (auto l = m_spool.lock_job(sj.state, id)) {
+      remove(*l);
+      sync(sj.state);
+      return;
+    }
+    // retried, or purged, by someone else right now: look again
+  }
+  fail(fmt::format("cannot purge job '{}': another command holds it right now; try again", id));
+}
+
+void Transitions::fail_dependent(const std::string& id, const std::string& dep) {
+  auto [l, job] =
+      lock_for(m_spool, id, {JobState::pending, JobState::held, JobState::failed}, "fail",
+               [&](const StoredJob& sj) { fail(fmt::format("job '{}' is {} now", id, state_name(sj.state))); });
+  // failed/ and held/ are final: the job passes through pending/ (see the header).
+  rename(l, JobState::pending);
+  job.mark_dependency_failed(dep);
+  job.set_state(JobState::dead);
+  job.touch(now_micros());
+  rewrite(l, job);
+  rename(l, JobState::dead);
+  sync(JobState::dead);
+}
+
 void Transitions::hold(const std::string& id) {
   auto [l, job] = lock_for(m_spool, id, {JobState::pending, JobState::failed}, "hold", [&](const StoredJob& sj) {
     fail(fmt::format("cannot hold job '{}': it is {} (only pending and failed jobs can be held)", id,

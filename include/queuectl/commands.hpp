@@ -78,6 +78,14 @@ Json jobs_json(const std::vector<StoredJob>& jobs);
 Json show(const Spool& spool, const std::string& id);
 // The job's log; empty for a job without output yet. Error(failure) if unknown.
 std::string log_text(const Spool& spool, const std::string& id);
+// A part of the log, for a reader that follows it (the dashboard): the bytes from
+// `from`, or only the last `tail` of them; `offset` is where `text` starts, `size` the
+// log's length when read.
+struct LogSlice {
+  std::string text;
+  std::uint64_t offset = 0, size = 0;
+};
+LogSlice log_slice(const Spool& spool, const std::string& id, std::uint64_t from, std::optional<std::uint64_t> tail);
 // Pending, held or failed -> dead ("cancelled"); a processing job's command is ended
 // first (see cancel_running), and this returns once it is in dead/. Error(failure) for a
 // completed or dead job, or one that completed before its command could be ended.

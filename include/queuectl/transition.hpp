@@ -194,6 +194,13 @@ public:
   // Dead (or, unless `dead_only`, completed) -> pending, attempts 0, next_run_at
   // removed. Error(failure) otherwise, and for a quarantine record.
   void retry(const std::string& id, bool dead_only);
+  // Completed or dead -> gone, with its log and .orig (see remove()). Error(failure)
+  // otherwise; NotFound for an unknown id.
+  void purge(const std::string& id);
+  // Pending, held or failed -> dead without running, "dependency `dep` failed", as a
+  // worker's claim does: for a job that comes after a dead job about to be purged (a
+  // purged job counts as completed, so it would run). Error(failure) if it moved on.
+  void fail_dependent(const std::string& id, const std::string& dep);
 
 private:
   // Fills the spare (or a new file) with `data`, not synced, and hands it over: until a

@@ -72,6 +72,26 @@ expect 2 q purge w1 --older-than 60
 assert_one_error_line
 q cancel w1 >/dev/null
 
+# Purging a dead job that others wait for: they would run once it is gone (a purged job
+# counts as completed), so they go to dead/ first, naming it, as a worker would send
+# them; by id and by state, held jobs and delayed ones too.
+q enqueue --id base1 --command true >/dev/null
+q enqueue --id held1 --command true --after base1 --hold >/dev/null
+q enqueue --id later1 --command true --after base1 --delay 1h >/dev/null
+q enqueue --id other1 --command true >/dev/null
+q cancel base1 >/dev/null
+expect 0 q purge base1
+assert_eq "$(q show held1 | json "j['state'], j['last_error']")" "dead dependency base1 failed"
+assert_eq "$(q show later1 | json "j['state'], j['last_error']")" "dead dependency base1 failed"
+assert_eq "$(state_of other1)" pending
+q enqueue --id base2 --command true >/dev/null
+q enqueue --id held2 --command true --after base2 --hold >/dev/null
+q cancel base2 >/dev/null
+expect 0 q dlq purge
+assert_eq "$(q show held2 | json "j['state'], j['last_error']")" "dead dependency base2 failed"
+expect 0 q dlq purge
+q cancel other1 >/dev/null
+
 # dlq purge removes the record and the .orig of an invalid drop-in.
 printf 'garbage' >"$S/dead/g.json.orig"
 printf '{"id":"g","command":"","state":"dead","original_file":"g.json.orig","last_error":"invalid JSON"}\n' >"$S/dead/g.json"

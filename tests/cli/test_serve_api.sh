@@ -147,6 +147,22 @@ SUP=$(printf '%s' "$BODY" | json "j['supervisor']")
 wait_until 10 is_state api1 completed
 http GET /api/jobs/api1/log
 assert_contains "$BODY" "from-api"
+# Slices of the log, for a reader that follows it: from a byte, or the last bytes.
+LOG=$(cat "$S/done/api1.log")
+SIZE=$(stat -c %s "$S/done/api1.log")
+CODE=$(curl -s -D "$T/headers" -o "$T/body" -w '%{http_code}' "${URL}api/jobs/api1/log?tail=9")
+assert_eq "$(cat "$T/body")" "$(tail -c 9 "$S/done/api1.log")" "the last 9 bytes"
+grep -qi "^X-Log-Offset: $((SIZE - 9))" "$T/headers" || fail "X-Log-Offset of a tail: $(cat "$T/headers")"
+grep -qi "^X-Log-Size: $SIZE" "$T/headers" || fail "X-Log-Size: $(cat "$T/headers")"
+http GET "/api/jobs/api1/log?from=5"
+assert_eq "$BODY" "$(tail -c +6 "$S/done/api1.log")" "from byte 5"
+http GET "/api/jobs/api1/log?from=$SIZE"
+assert_eq "$CODE/$BODY" "200/" "from the end"
+http GET "/api/jobs/api1/log?from=99999999&tail=3"
+assert_eq "$CODE/$BODY" "200/" "from beyond the end"
+http GET "/api/jobs/api1/log?tail=-1"
+assert_eq "$CODE" 400
+[ -n "$LOG" ] || fail "api1 has no log"
 http GET /api/workers
 assert_eq "$(printf '%s' "$BODY" | json "len(j)")" 2
 for bad in '{"count":0}' '{"count":4294967297}' '{"count":18446744073709551615}'; do
@@ -179,9 +195,13 @@ assert_eq "$CODE" 200
 assert_eq "$(printf '%s' "$BODY" | json "j['purged']")" 1
 assert_eq "$(count dead)" 0 "dead jobs after purge all"
 [ ! -e "$S/dead/d3.log" ] || fail "purge all dead left a log"
-http GET /
+CODE=$(curl -s -D "$T/headers" -o "$T/body" -w '%{http_code}' "$URL")
 assert_eq "$CODE" 200
-assert_contains "$BODY" "<title>queuectl</title>"
+assert_contains "$(cat "$T/body")" "<title>queuectl</title>"
+# No other site may frame the page (clickjacking), and it loads nothing from elsewhere.
+grep -qi '^X-Frame-Options: DENY' "$T/headers" || fail "no X-Frame-Options: $(cat "$T/headers")"
+grep -qi "^Content-Security-Policy: default-src 'none';.*frame-ancestors 'none'" "$T/headers" ||
+  fail "no Content-Security-Policy: $(cat "$T/headers")"
 stop_server
 alive "$SUP" || fail "workers died with the server"
 start_server

@@ -67,7 +67,15 @@ class WebDriver:
         return next(iter(el.values()))
 
     def text(self, css):
-        return self.s("GET", f"/element/{self.find(css)}/text")
+        """The element's text, trying again while it is missing or stale (the page
+        rebuilds its tables on every refresh)."""
+        found = []
+
+        def attempt():
+            found[:] = [self.s("GET", f"/element/{self.find(css)}/text")]
+            return True
+        wait_for(f"the text of {css}", attempt)
+        return found[0]
 
     def run(self, script, *args):
         """Runs `script` in the page (a function body; `arguments` are `args`) and returns

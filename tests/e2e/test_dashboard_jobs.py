@@ -51,7 +51,7 @@ try:
                      "updated_at": "2026-11-20T00:00:00.000000Z"})
     # A completed job whose log is coloured, and a job held after it and after a purged one.
     q("enqueue", "--id", "paint", "--tag", "colours", "--command",
-      r"printf '\033[1;31mred alert\033[0m plain \033[38;5;46mgreen\033[0m\n'")
+      r"printf '\033[1;31mred alert\033[0m plain \033[38;5;46mgreen\033[0m\033(B\n'")
     q("enqueue", "--id", "after-paint", "--after", "paint", "--command", "echo next", "--hold")
     q("enqueue", "--id", "later", "--delay", "2h", "--command", "echo later", "--tag", "nightly")
 
@@ -112,7 +112,7 @@ try:
     assert "colours" in wd.text('#detail-fields tr[data-field="tags"]')
     assert "ago" in wd.text('#detail-fields tr[data-field="created_at"]')
     log = wd.run("return document.getElementById('log').textContent;")
-    assert "\nred alert plain green\n" in log and "\x1b" not in log and "[0m" not in log, repr(log)
+    assert "\nred alert plain green\n" in log and "\x1b" not in log and "[0m" not in log and "(B" not in log, repr(log)
     colours = wd.run("""return [...document.querySelectorAll('#log span')].map(s =>
         [s.textContent, getComputedStyle(s).color, getComputedStyle(s).fontWeight]);""")
     assert ["red alert", "rgb(241, 76, 76)", "700"] in colours or ["red alert", "rgb(205, 49, 49)", "700"] in colours, \
@@ -140,9 +140,16 @@ try:
     wd.click("#detail-close")
     wait_for("the view closed", lambda: wd.run("return document.getElementById('detail').hidden;") is True)
 
-    # Kill a running job from its row: asked first, then dead as "cancelled".
-    q("enqueue", "--id", "long", "--command", "sleep 300")
+    # A running job's log grows in its detail view (only what was appended is read).
+    # Then kill it from its row: asked first, then dead as "cancelled".
+    q("enqueue", "--id", "long", "--command", "echo one; sleep 1; echo two; sleep 300")
     wait_for("long running", lambda: state("long") == "processing")
+    wd.s("POST", "/url", {"url": base + "#job=long"})
+    wait_for("the first line", lambda: "one" in wd.text("#log"))
+    wait_for("the line appended a second later", lambda: "two" in wd.text("#log"))
+    log = wd.run("return document.getElementById('log').textContent;")
+    assert log.count("one") == 1 and log.count("two") == 1, repr(log)
+    wd.click("#detail-close")
     wd.click('[data-tab="processing"]')
     wd.click('tr[data-id="long"] button[data-action="cancel"]')
     question = wait_for("the kill question", lambda: wd.s("GET", "/alert/text"))
@@ -169,6 +176,9 @@ try:
     wd.click("#purge-all")
     wait_for("the purge question", lambda: wd.s("GET", "/alert/text"))
     wd.s("POST", "/alert/dismiss", {})
+    # Two more refreshes of the page: a purge sent anyway would have landed by then.
+    seen = set()
+    wait_for("two refreshes", lambda: seen.add(wd.text("#updated")) or len(seen) >= 3)
     assert wd.text("#count-dead") == "3" and len(os.listdir(os.path.join(spool, "dead"))) >= 3
     wd.click("#purge-all")
     wait_for("the purge question again", lambda: wd.s("GET", "/alert/text"))
