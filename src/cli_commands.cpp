@@ -468,8 +468,13 @@ const Command k_commands[] = {
          return cmd::start_workers(c.spool, c.a.count, c.a.queues);
        }
        std::string text;
-       for (pid_t pid : cmd::start_workers_detached(c.spool, c.a.count, c.a.queues)) {
-         text += fmt::format("{}\n", pid);
+       {
+         ProgressLine progress("worker start");
+         for (pid_t pid : cmd::start_workers_detached(c.spool, c.a.count, c.a.queues, [&](std::size_t n) {
+                progress.update(n, "reading the waiting jobs");
+              })) {
+           text += fmt::format("{}\n", pid);
+         }
        }
        out(text);
        return 0;

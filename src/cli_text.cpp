@@ -45,9 +45,18 @@ ProgressLine::~ProgressLine() {
 }
 
 void ProgressLine::update(std::size_t done, std::size_t total, const char* unit) {
-  if (!m_on) {
-    return;
+  if (m_on) {
+    draw(fmt::format("{} of {} {}", done, total, unit));
   }
+}
+
+void ProgressLine::update(std::size_t done, const char* what_so_far) {
+  if (m_on) {
+    draw(fmt::format("{}: {} so far", what_so_far, done));
+  }
+}
+
+void ProgressLine::draw(const std::string& text) {
   const Micros now = monotonic_micros();
   const std::unique_lock<std::mutex> lock(m_mutex, std::try_to_lock);
   if (!lock.owns_lock() || now - m_start < 1'000'000 || now - m_last < 200'000) {
@@ -55,7 +64,7 @@ void ProgressLine::update(std::size_t done, std::size_t total, const char* unit)
   }
   m_last = now;
   m_shown = true;
-  fmt::print(stderr, "\r\033[Kqueuectl: {}: {} of {} {}", m_what, done, total, unit);
+  fmt::print(stderr, "\r\033[Kqueuectl: {}: {}", m_what, text);
   std::fflush(stderr);
 }
 

@@ -22,8 +22,9 @@ int start_workers(const Spool& spool, int count, const std::vector<std::string>&
   return run_supervisor(spool.root(), count, -1, queues);
 }
 
-std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues) {
-  return start_detached(spool.root(), count, queues);
+std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues,
+                                          const std::function<void(std::size_t)>& progress) {
+  return start_detached(spool.root(), count, queues, progress);
 }
 
 std::size_t stop_workers(const Spool& spool, bool now) {

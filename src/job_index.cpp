@@ -452,10 +452,15 @@ void read_listed(const Spool& spool, JobState from, std::int64_t default_priorit
 } // namespace
 
 ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index,
-                       const std::function<bool(const IndexEntry&)>& accept) {
+                       const std::function<bool(const IndexEntry&)>& accept,
+                       const std::function<void(std::size_t)>& progress) {
   ScanStats st;
   index.clear();
+  std::atomic<std::size_t> looked{0};
   const auto offer = [&](JobIndex& into, IndexEntry& e) { // may move from e
+    if (const std::size_t n = ++looked; progress && n % 4096 == 0) {
+      progress(n);
+    }
     if (e.due <= now) {
       e.due = 0;
     }

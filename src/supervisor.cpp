@@ -18,9 +18,11 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
 
 namespace queuectl {
@@ -70,6 +72,7 @@ private:
   int m_fast_failures = 0;
   int m_exit = 0;
   Fd m_ready_fd;                         // the caller's readiness pipe; workers must not inherit it
+  bool m_progress_on_tty = false;        // the first scan's progress drawn on our standard error
   std::optional<IndexHandOver> m_handed; // for the first workers (see hand_over_scan)
   Fd m_go;                               // its pipe's write end: closed once the scan is written
   pid_t m_intake = 0;                    // the cluster's intake (SPEC section 8), when the spool joined one
@@ -247,21 +250,51 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
     {
       JobIndex index;
       const Config cfg = m_spool.load_config();
+      // Reading a large spool outlasts systemd's start timeout: it is extended as it goes.
+      // Past its first second, the one who started us hears how far it is. (It is told
+      // from several threads: one at a time tells.)
+      const Micros start = monotonic_micros();
+      Micros extended = start;
+      Micros told = start;
+      bool drawn = false;
+      std::mutex telling;
+      const auto progress = [&](std::size_t n) {
+        const std::unique_lock<std::mutex> one(telling, std::try_to_lock);
+        const Micros t = monotonic_micros();
+        if (!one.owns_lock()) {
+          return;
+        }
+        if (m_listens && t - extended >= 5'000'000) {
+          extended = t;
+          sys::notify_systemd(
+              fmt::format("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=reading the waiting jobs: {} so far", n).c_str());
+        }
+        if (t - start >= 1'000'000 && t - told >= 200'000) {
+          told = t;
+          if (m_ready_fd) {
+            try {
+              sys::write_all(m_ready_fd.get(), fmt::format("reading {}\n", n), "the starter's readiness pipe");
+            } catch (const Error&) {
+              // the starter is gone (Ctrl-C): the scan goes on for the workers
+            }
+          } else if (m_progress_on_tty) {
+            drawn = true;
+            sys::write_all(STDERR_FILENO,
+                           fmt::format("\r\033[Kqueuectl: worker start: reading the waiting jobs: {} so far", n),
+                           "standard error");
+          }
+        }
+      };
       // The workers' queues. Paused queues are kept (the workers skip their jobs): a
       // queue resumed before a worker has loaded this scan must find its jobs there.
-      // Reading a large spool outlasts systemd's start timeout: it is extended as it goes.
-      std::size_t seen = 0;
-      Micros extended = monotonic_micros();
       const auto accept = [&](const IndexEntry& e) {
-        if (m_listens && ++seen % 4096 == 0 && monotonic_micros() - extended >= 5'000'000) {
-          extended = monotonic_micros();
-          sys::notify_systemd(
-              fmt::format("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=reading the waiting jobs: {} so far", seen).c_str());
-        }
         const std::string q = e.queue.empty() ? std::string(k_default_queue) : e.queue;
         return m_queues.empty() || std::find(m_queues.begin(), m_queues.end(), q) != m_queues.end();
       };
-      scan_waiting(m_spool, cfg.job_defaults().priority, now_micros(), index, accept);
+      scan_waiting(m_spool, cfg.job_defaults().priority, now_micros(), index, accept, progress);
+      if (drawn) {
+        sys::write_all(STDERR_FILENO, "\r\033[K", "standard error");
+      }
       index.save(text);
     }
     sys::write_all_at(m_handed->file.get(), text, 0, "the workers' scan");
@@ -285,9 +318,10 @@ int Supervisor::run(int ready_fd) {
     log_line(fmt::format("watching the spool by looking every {} ms ({})", k_poll_period / 1000, k_poll_asked));
   }
   // The first workers share one scan of the waiting jobs, made here once their inotify
-  // watches are set (see hand_over_scan); a single worker, or one started later, scans
-  // the spool itself.
-  if (m_count > 1) {
+  // watches are set (see hand_over_scan), a single first worker too, so that the scan's
+  // progress can be told; a worker started later scans the spool itself.
+  m_progress_on_tty = !m_ready_fd && sys::is_terminal(STDERR_FILENO);
+  {
     if (Fd file = m_spool.tmp().create_unnamed(m_spool.file_mode())) {
       auto [rd, wr] = sys::make_pipe("the workers' start");
       m_handed = IndexHandOver{std::move(rd), std::move(file)};
@@ -372,8 +406,8 @@ int run_supervisor(const std::filesystem::path& root, int count, int ready_fd, c
   return rc;
 }
 
-std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
-                                  const std::vector<std::string>& queues) {
+std::vector<pid_t> start_detached(const std::filesystem::path& root, int count, const std::vector<std::string>& queues,
+                                  const std::function<void(std::size_t)>& progress) {
   Spool spool = Spool::open(root); // fail here, in the foreground, if the spool is unusable
   (void)spool.load_config();       // or its config broken
   (void)Watch::open();             // or QUEUECTL_WATCH wrong
@@ -394,12 +428,23 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
     sys::exit_now(rc);
   }
   wr.reset();
-  const std::string text = sys::read_all(rd.get(), "supervisor pipe");
+  // "reading N" lines while the supervisor reads the spool, then one PID per line.
   std::vector<pid_t> pids;
-  for (std::size_t pos = 0; pos < text.size();) {
-    const auto nl = text.find('\n', pos);
-    pids.push_back(static_cast<pid_t>(std::atol(text.substr(pos, nl - pos).c_str())));
-    pos = nl == std::string::npos ? text.size() : nl + 1;
+  std::string text;
+  for (std::string more; !(more = sys::read_some(rd.get(), 4096, "supervisor pipe")).empty();) {
+    text += more;
+    std::size_t pos = 0;
+    for (std::size_t nl; (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+      const std::string line = text.substr(pos, nl - pos);
+      if (line.rfind("reading ", 0) == 0) {
+        if (progress) {
+          progress(static_cast<std::size_t>(std::atoll(line.c_str() + 8)));
+        }
+      } else {
+        pids.push_back(static_cast<pid_t>(std::atol(line.c_str())));
+      }
+    }
+    text.erase(0, pos);
   }
   if (pids.size() != static_cast<std::size_t>(count) + 1) {
     fail(fmt::format("the supervisor exited before its workers were ready; see '{}'", log_path));

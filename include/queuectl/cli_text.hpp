@@ -46,8 +46,12 @@ public:
   ProgressLine& operator=(const ProgressLine&) = delete;
   ~ProgressLine();
   void update(std::size_t done, std::size_t total, const char* unit);
+  // The same without a total: "reading the waiting jobs: 34000 so far".
+  void update(std::size_t done, const char* what_so_far);
 
 private:
+  void draw(const std::string& text);
+
   std::string m_what;
   bool m_on;
   Micros m_start;

@@ -145,7 +145,9 @@ Json worker_status(const Spool& spool);
 // the supervisor's PID, then its workers'.
 // `queues`: the queues its workers take (all when empty).
 int start_workers(const Spool& spool, int count, const std::vector<std::string>& queues);
-std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues);
+// `progress`: how many waiting jobs the supervisor has read so far, while that lasts.
+std::vector<pid_t> start_workers_detached(const Spool& spool, int count, const std::vector<std::string>& queues,
+                                          const std::function<void(std::size_t)>& progress = {});
 // `worker stop`: how many processes were stopped.
 std::size_t stop_workers(const Spool& spool, bool now);
 

@@ -133,7 +133,10 @@ struct ScanStats {
 // it has grown well past what waits, or lacked jobs. Memory: 16 bytes per pending job
 // during the scan, then the index's capacity. Only entries `accept` takes (when given; it
 // is called from several threads) are kept: a worker's queues, those not paused.
+// `progress`, when given, hears how many waiting jobs were looked at so far, every 4096
+// (from several threads too).
 ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros now, JobIndex& index,
-                       const std::function<bool(const IndexEntry&)>& accept = {});
+                       const std::function<bool(const IndexEntry&)>& accept = {},
+                       const std::function<void(std::size_t)>& progress = {});
 
 } // namespace queuectl

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,15 +18,21 @@ class Spool;
 // Runs N workers on the spool in the foreground until SIGTERM/SIGINT (graceful) or
 // SIGUSR1 (stop now), replacing any worker that dies. When `ready_fd` >= 0, writes the
 // supervisor's PID and then each worker's PID (one per line) to it once all are
-// registered, and closes it. Returns the exit status (0 after a clean stop).
+// registered, and closes it; before them, while it reads a large spool for the workers,
+// lines "reading N" (see start_detached). In the foreground, with standard error a
+// terminal, that progress is drawn there instead. Returns the exit status (0 after a
+// clean stop).
 // `queues`: the queues its workers take (all when empty).
 int run_supervisor(const std::filesystem::path& root, int count, int ready_fd,
                    const std::vector<std::string>& queues = {});
 
 // Starts a supervisor in the background (new session, no inherited stdio) and returns
 // its PID followed by its workers' PIDs once they are ready. Throws Error on failure.
+// While the supervisor reads a large spool for its workers (over a second), `progress`
+// hears how many waiting jobs it has read so far, a few times a second.
 std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
-                                  const std::vector<std::string>& queues = {});
+                                  const std::vector<std::string>& queues = {},
+                                  const std::function<void(std::size_t)>& progress = {});
 
 // Cancels job `id` while it is in processing/ (SPEC section 5): asks for it
 // (CancelRequest), signals the worker that runs it (SIGUSR2), which ends its process

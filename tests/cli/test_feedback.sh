@@ -79,4 +79,26 @@ assert_contains "$out" " of $N jobs written"
 assert_eq "$(wc -l <"$T/batch.ids")" "$N" "ids printed"
 head -5000 "$T/lines" | q enqueue - 2>"$T/quiet" >/dev/null
 assert_eq "$(cat "$T/quiet")" "" "progress when stderr is not a terminal"
+
+# --- 'worker start --detach' on a terminal: while the supervisor reads the spool for its
+# workers, past the first second, how far it is; stdout keeps the PIDs alone. Without
+# pending.index every job's file is read. How long that takes depends on the machine:
+# a start over 1.5 s must have shown progress, one under a second none.
+q queue pause default >/dev/null # the workers run nothing
+rm -f "$S/pending.index"
+t0=$(date +%s%N)
+out=$(on_tty sh -c "'$QUEUECTL' --spool '$S' worker start --detach --count 2 >'$T/pids'")
+took=$((($(date +%s%N) - t0) / 1000000))
+q worker stop >/dev/null
+assert_eq "$(grep -cx '[0-9]*' "$T/pids")" 3 "PIDs printed by worker start --detach"
+echo "worker start --detach on $(ls -f "$S/pending" | wc -l) files: $took ms"
+if [ "$took" -ge 1500 ]; then
+  assert_contains "$out" "queuectl: worker start: reading the waiting jobs: "
+  assert_contains "$out" " so far"
+elif [ "$took" -lt 1000 ]; then
+  assert_eq "$out" "" "progress of a start under a second"
+fi
+q worker start --detach 2>"$T/quiet" >/dev/null
+q worker stop >/dev/null
+assert_eq "$(grep -c 'reading the waiting' "$T/quiet")" 0 "progress when stderr is not a terminal"
 echo "ok"
