@@ -139,6 +139,16 @@ CancelRequest::~CancelRequest() {
   m_dir.remove_quietly(m_name);
 }
 
+void CancelRequest::renew() const {
+  if (!m_dir.touch(m_name)) {
+    m_dir.create(m_name, "", false, 0644, true); // removed meanwhile (a stale sweep)
+  }
+}
+
+bool CancelRequest::is_request(std::string_view name, const std::string& id) {
+  return name.size() == id.size() + 7 && starts_with(name, "cancel-") && name.substr(7) == id;
+}
+
 void remove_stale_cancel_requests(const Spool& spool, Micros now) {
   const sys::Dir& d = spool.workers();
   std::vector<std::string> stale;

@@ -509,7 +509,7 @@ JobState cancel_running(const Spool& spool, const std::string& id, Micros grace)
   const Micros start = now_micros();
   const Micros orphan_after = start + 1'000'000; // a worker records its job just after the claim
   const Micros give_up = start + grace + 10'000'000;
-  Micros signalled = 0;
+  Micros renewed = now_micros();
   Micros kill_at = 0;
   for (;;) {
     const auto st = spool.locate(id);
@@ -531,11 +531,9 @@ JobState cancel_running(const Spool& spool, const std::string& id, Micros grace)
     const auto runner =
         std::find_if(records.begin(), records.end(), [&](const WorkerInfo& w) { return w.job && *w.job == id; });
     if (runner != records.end()) {
-      if (now - signalled >= 1'000'000) { // again now and then: it may have been launching
-        if (sys::send_signal(runner->pid, SIGUSR2) == sys::Sent::denied) {
-          fail(fmt::format("cannot cancel job '{}': its worker (process {}) belongs to another user", id, runner->pid));
-        }
-        signalled = now;
+      if (now - renewed >= 1'000'000) { // again now and then: it may have been launching
+        request.renew();
+        renewed = now;
       }
     } else if (now >= orphan_after) {
       // No worker runs it: its worker died, and its command may still hold the lock.
@@ -552,7 +550,11 @@ JobState cancel_running(const Spool& spool, const std::string& id, Micros grace)
         }
         for (pid_t pid : sys::pids_locking(jst->st_dev, jst->st_ino)) {
           if (const pid_t g = sys::process_group(pid); g > 1 && !ours.count(g)) {
-            sys::signal_group(g, kill_at == 0 ? SIGTERM : SIGKILL);
+            if (sys::signal_group(g, kill_at == 0 ? SIGTERM : SIGKILL) == sys::Sent::denied) {
+              fail(fmt::format("cannot cancel job '{}': its worker died, and its command (process group {}) "
+                               "belongs to another user; a worker of that user recovers it once the command ends",
+                               id, g));
+            }
           }
         }
         kill_at = kill_at == 0 ? now + grace : std::numeric_limits<Micros>::max();

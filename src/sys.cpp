@@ -462,6 +462,10 @@ void Dir::remove_quietly(const std::string& name) const {
   ::unlinkat(fd(), name.c_str(), 0);
 }
 
+bool Dir::touch(const std::string& name) const {
+  return ::utimensat(fd(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 std::optional<struct stat> Dir::stat(const std::string& name) const {
   struct stat st {};
   if (::fstatat(fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -612,10 +616,8 @@ Sent send_signal(pid_t pid, int sig) {
   return errno == EPERM ? Sent::denied : Sent::gone;
 }
 
-void signal_group(pid_t pgid, int sig) {
-  if (pgid > 0) {
-    ::kill(-pgid, sig);
-  }
+Sent signal_group(pid_t pgid, int sig) {
+  return pgid > 0 ? send_signal(-pgid, sig) : Sent::gone;
 }
 
 pid_t process_group(pid_t pid) {

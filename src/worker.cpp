@@ -161,6 +161,8 @@ void Worker::setup_events() {
   }
   // A slot of a queue's limit is free again when its last descriptor is closed.
   m_wd_slots = m_watch->add(m_slots.path(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+  // `cancel` of the running job: its request appears in workers/, or is renewed there.
+  m_wd_workers = m_watch->add(m_spool.path_of("workers", ""), IN_CREATE | IN_ATTRIB);
   m_signals.emplace(std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2});
 }
 
@@ -190,6 +192,10 @@ void Worker::drain_inotify() {
       if (name == "config.json") {
         m_config.changed();
         m_queues_stale = true;
+      }
+    } else if (wd == m_wd_workers) {
+      if (m_run && CancelRequest::is_request(name, m_run->claim().id())) {
+        cancel_if_requested();
       }
     } else if (wd == m_wd_slots) {
       // a slot is being released: the next start_next tries again, and a few times more
@@ -225,11 +231,8 @@ void Worker::drain_signals() {
         }
       }
       break;
-    case SIGUSR2:
-      if (m_run && cancel_requested(m_spool, m_run->claim().id())) {
-        m_log(fmt::format("job {}: cancelled by 'queuectl cancel'", m_run->claim().id()));
-        m_run->cancel(now_micros());
-      }
+    case SIGUSR2: // how a `cancel` of an earlier version asks
+      cancel_if_requested();
       break;
     case SIGUSR1:
       m_stopping = true;
@@ -393,6 +396,18 @@ void Worker::launch(Claimed c, Micros now) {
   m_reg.set_job(id);
   const double timeout = c.job().timeout();
   m_run.emplace(std::move(c), std::move(child), now, timeout, m_times.kill_grace);
+  if (!m_watch->polling().empty()) {
+    // A request made while this job was being started is seen by inotify when `cancel`
+    // renews it (its times), which a poll cannot see: look once.
+    cancel_if_requested();
+  }
+}
+
+void Worker::cancel_if_requested() {
+  if (m_run && !m_run->cancelling() && cancel_requested(m_spool, m_run->claim().id())) {
+    m_log(fmt::format("job {}: cancelled by 'queuectl cancel'", m_run->claim().id()));
+    m_run->cancel(now_micros());
+  }
 }
 
 // The run has lasted: its start goes into the job file (attempts, state processing).

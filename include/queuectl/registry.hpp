@@ -67,16 +67,23 @@ std::vector<WorkerInfo> live_records(const Spool& spool);
 // Number of live worker processes.
 std::size_t live_worker_count(const Spool& spool);
 
-// `cancel ID` of a running job: the request, workers/cancel-<id>, made before its worker
-// is signalled (SIGUSR2) and removed once the job has left processing/. The worker, and
-// whoever recovers the job if its worker died, record the run as cancelled when it is
-// there. A request left by a `cancel` killed on the way is removed by the next one.
+// `cancel ID` of a running job: the request, workers/cancel-<id>, removed once the job
+// has left processing/. Workers watch workers/ for it (so a member of the spool's group
+// cancels a job that a worker of another user runs, with no signal), and a worker
+// of this version also looks when it gets SIGUSR2, as older `cancel`s sent. The worker,
+// and whoever recovers the job if its worker died, record the run as cancelled when it
+// is there. A request left by a `cancel` killed on the way is removed by workers after
+// a minute.
 class CancelRequest {
 public:
   CancelRequest(const Spool& spool, std::string id);
   CancelRequest(const CancelRequest&) = delete;
   CancelRequest& operator=(const CancelRequest&) = delete;
   ~CancelRequest();
+  // Tells the watching workers again (its times set to now): for a worker that was still
+  // starting the job when the request came.
+  void renew() const;
+  static bool is_request(std::string_view name, const std::string& id);
 
 private:
   const sys::Dir& m_dir;

@@ -136,6 +136,8 @@ public:
   bool remove(const std::string& name) const;
   // unlink(2), errors ignored: cleaning up after a failure that is being reported.
   void remove_quietly(const std::string& name) const;
+  // Sets an entry's times to now (utimensat(2)); false when it cannot.
+  bool touch(const std::string& name) const;
   // lstat(2); nullopt if missing.
   std::optional<struct stat> stat(const std::string& name) const;
   bool exists(const std::string& name) const { return stat(name).has_value(); }
@@ -204,7 +206,7 @@ enum class Sent { delivered, gone, denied };
 // kill(2).
 Sent send_signal(pid_t pid, int sig);
 // kill(-pgid): the whole process group; a group that is gone is no error.
-void signal_group(pid_t pgid, int sig);
+Sent signal_group(pid_t pgid, int sig);
 // The process group of `pid` (0 when it is gone), and this process's.
 pid_t process_group(pid_t pid);
 pid_t own_process_group();

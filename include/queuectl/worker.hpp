@@ -57,6 +57,7 @@ public:
   void stop_now(Micros now);
   // The same, for `cancel`: the run is recorded as cancelled (dead/, no retry).
   void cancel(Micros now);
+  bool cancelling() const { return m_cancelled; }
   // Its wait status, once the command has exited.
   std::optional<int> try_reap() { return m_child.try_reap(); }
   // What the run's end means for the job: the exit code, and the error ("" for success).
@@ -117,6 +118,8 @@ private:
   void index_file(JobState s, std::string_view name);
   void drain_inotify();
   void drain_signals();
+  // Ends the running job as cancelled if `cancel` asked for it (workers/cancel-<id>).
+  void cancel_if_requested();
   void start_next(Micros now);
   void launch(Claimed c, Micros now);
   void finish(int status, Micros now);
@@ -155,6 +158,7 @@ private:
   int m_wd_done = -1; // done/ and dead/: watched once a job with `after` is seen
   int m_wd_dead = -1;
   int m_wd_slots = -1;
+  int m_wd_workers = -1;
   std::vector<std::string> m_queues;
   QueueSlots m_slots;
   std::map<std::string, QueueSettings> m_queue_settings;

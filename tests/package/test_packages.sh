@@ -139,6 +139,18 @@ until [ "$(runuser -u qtest -- queuectl --spool $SPOOL status --json | python3 -
 done
 [ "$(sort -u $SPOOL/whoami)" = queuectl ] || fail "jobs ran as $(sort -u $SPOOL/whoami), not queuectl"
 runuser -u qtest -- queuectl --spool $SPOOL worker status | grep -q . || fail "worker status as a group member"
+# A member of the group cancels a job that a worker of the service user runs: no signal
+# crosses users, the worker sees the request appear in workers/.
+id=$(runuser -u qtest -- queuectl --spool $SPOOL enqueue --command 'sleep 300')
+end=$((SECONDS + 30))
+until [ "$(queuectl --spool $SPOOL show "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = processing ]; do
+  [ $SECONDS -lt $end ] || fail "the long job did not start"
+  sleep 0.1
+done
+runuser -u qtest -- queuectl --spool $SPOOL cancel "$id" >"$T/cancel.out" 2>&1 || fail "cancel by a group member: $(cat "$T/cancel.out")"
+[ "$(queuectl --spool $SPOOL show "$id" | python3 -c 'import json,sys; j = json.load(sys.stdin); print(j["state"], j["last_error"])')" = "dead cancelled" ] ||
+  fail "a job cancelled by a group member: $(queuectl --spool $SPOOL show "$id")"
+[ -z "$(ls $SPOOL/workers | grep '^cancel-')" ] || fail "a cancel request was left: $(ls $SPOOL/workers)"
 # The dashboard server from the package (its helper lives in /usr/libexec/queuectl).
 setpriv --reuid=qtest --regid=qtest --init-groups -- queuectl --spool $SPOOL serve --listen 127.0.0.1:0 >"$T/serve.out" 2>&1 &
 SERVE=$!
