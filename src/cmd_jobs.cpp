@@ -206,11 +206,21 @@ void fail_dependents(const Spool& spool, const std::unordered_set<std::string>& 
         if (dead.count(dep) == 0) {
           continue;
         }
-        try {
-          tx.fail_dependent(sj.job.id(), dep);
-          counters.add(count_one(Counter::jobs_dead));
-        } catch (const Error&) {
-          // moved on meanwhile: claimed (a worker then sees the dead job), or cancelled
+        // A worker may be claiming it right now: wait until it has decided (with the dead
+        // job still there, a claim sends it to dead/ too), at most a few seconds.
+        for (int attempt = 0;; ++attempt) {
+          try {
+            tx.fail_dependent(sj.job.id(), dep);
+            counters.add(count_one(Counter::jobs_dead));
+            break;
+          } catch (const Error&) {
+            const auto now_in = spool.locate(sj.job.id());
+            if (!now_in || *now_in == JobState::processing || *now_in == JobState::completed ||
+                *now_in == JobState::dead || attempt == 300) {
+              break; // moved on (claimed, cancelled, sent to dead/ by a worker)
+            }
+            sys::sleep_for(10'000);
+          }
         }
         break;
       }
@@ -242,8 +252,8 @@ std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_th
     }
     return now - *updated >= seconds_to_micros(*older_than);
   };
+  std::unordered_set<std::string> going;
   if (s == JobState::dead) {
-    std::unordered_set<std::string> going;
     for (const std::string& id : ids) {
       if (const auto locked = spool.lock_job(s, id); locked && old_enough(*locked)) {
         going.insert(id);
@@ -254,6 +264,9 @@ std::size_t purge(const Spool& spool, JobState s, std::optional<double> older_th
   Transitions tx(spool);
   std::size_t n = 0;
   for (const std::string& id : ids) {
+    if (s == JobState::dead && going.count(id) == 0) {
+      continue; // busy at the first look: its dependents were not looked at
+    }
     auto locked = spool.lock_job(s, id);
     if (!locked || !old_enough(*locked)) {
       continue;

@@ -458,8 +458,10 @@ ScanStats scan_waiting(const Spool& spool, std::int64_t default_priority, Micros
   index.clear();
   std::atomic<std::size_t> looked{0};
   const auto offer = [&](JobIndex& into, IndexEntry& e) { // may move from e
-    if (const std::size_t n = ++looked; progress && n % 4096 == 0) {
-      progress(n);
+    if (progress) {
+      if (const std::size_t n = ++looked; n % 4096 == 0) {
+        progress(n);
+      }
     }
     if (e.due <= now) {
       e.due = 0;

@@ -168,7 +168,10 @@ void remove_stale_cancel_requests(const Spool& spool, Micros now) {
 }
 
 bool cancel_requested(const Spool& spool, const std::string& id) {
-  return spool.workers().exists(cancel_name(id));
+  // A live `cancel` renews its request every second; one left by a killed `cancel` goes
+  // stale and must not cancel the job when it runs again.
+  const auto st = spool.workers().stat(cancel_name(id));
+  return st && now_micros() - sys::mtime_micros(*st) < k_cancel_fresh;
 }
 
 std::size_t live_worker_count(const Spool& spool) {

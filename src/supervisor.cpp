@@ -278,10 +278,14 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
               // the starter is gone (Ctrl-C): the scan goes on for the workers
             }
           } else if (m_progress_on_tty) {
-            drawn = true;
-            sys::write_all(STDERR_FILENO,
-                           fmt::format("\r\033[Kqueuectl: worker start: reading the waiting jobs: {} so far", n),
-                           "standard error");
+            try {
+              sys::write_all(STDERR_FILENO,
+                             fmt::format("\r\033[Kqueuectl: worker start: reading the waiting jobs: {} so far", n),
+                             "standard error");
+              drawn = true;
+            } catch (const Error&) {
+              m_progress_on_tty = false; // the terminal hung up: the scan goes on
+            }
           }
         }
       };
@@ -292,8 +296,11 @@ void Supervisor::hand_over_scan(std::vector<Fd>& ready) {
         return m_queues.empty() || std::find(m_queues.begin(), m_queues.end(), q) != m_queues.end();
       };
       scan_waiting(m_spool, cfg.job_defaults().priority, now_micros(), index, accept, progress);
-      if (drawn) {
-        sys::write_all(STDERR_FILENO, "\r\033[K", "standard error");
+      if (drawn && m_progress_on_tty) {
+        try {
+          sys::write_all(STDERR_FILENO, "\r\033[K", "standard error");
+        } catch (const Error&) {
+        }
       }
       index.save(text);
     }
@@ -372,7 +379,8 @@ int Supervisor::run(int ready_fd) {
       if (*sig == SIGCHLD) {
         reap();
       } else if (*sig == SIGUSR2) {
-        // blocked only so that it cannot end us: `cancel` signals workers
+        // blocked only so that it cannot end us: a `cancel` of an earlier version signals
+        // workers
       } else if (*sig == SIGUSR1 || (*sig == SIGINT && m_interrupted)) {
         // `worker stop --now`, or a second Ctrl-C: the convention is that it forces
         m_stopping = true;
@@ -400,6 +408,8 @@ int run_supervisor(const std::filesystem::path& root, int count, int ready_fd, c
   sys::close_inherited_fds();
   sigset_t old;
   sys::block_signals(sys::signal_set(k_signals), &old); // before any thread or child exists
+  // A starter gone (Ctrl-C on `worker start --detach`) must give EPIPE, not kill us.
+  sys::block_signals(sys::signal_set({SIGPIPE}));
   Supervisor s(root, count, queues);
   const int rc = s.run(ready_fd);
   sys::set_signal_mask(old);
@@ -524,17 +534,21 @@ JobState cancel_running(const Spool& spool, const std::string& id, Micros grace)
     }
     const Micros now = now_micros();
     if (now >= give_up) {
-      fail(fmt::format("job '{}' is still running {:.0f} s after it was cancelled; see 'queuectl worker status'", id,
-                       static_cast<double>(now - start) / 1e6));
+      fail(fmt::format("job '{}' is still running {:.0f} s after it was cancelled; its worker may be of an "
+                       "earlier queuectl that does not look for cancel requests (restart the workers), see "
+                       "'queuectl worker status'",
+                       id, static_cast<double>(now - start) / 1e6));
     }
     const auto records = live_records(spool);
     const auto runner =
         std::find_if(records.begin(), records.end(), [&](const WorkerInfo& w) { return w.job && *w.job == id; });
+    if (now - renewed >= 1'000'000) { // a live request: renewed while this waits
+      request.renew();
+      renewed = now;
+    }
     if (runner != records.end()) {
-      if (now - renewed >= 1'000'000) { // again now and then: it may have been launching
-        request.renew();
-        renewed = now;
-      }
+      // its worker sees the request (and sees it again when renewed, should it have been
+      // starting the job when it came)
     } else if (now >= orphan_after) {
       // No worker runs it: its worker died, and its command may still hold the lock.
       bool busy = false;

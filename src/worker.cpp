@@ -396,11 +396,6 @@ void Worker::launch(Claimed c, Micros now) {
   m_reg.set_job(id);
   const double timeout = c.job().timeout();
   m_run.emplace(std::move(c), std::move(child), now, timeout, m_times.kill_grace);
-  if (!m_watch->polling().empty()) {
-    // A request made while this job was being started is seen by inotify when `cancel`
-    // renews it (its times), which a poll cannot see: look once.
-    cancel_if_requested();
-  }
 }
 
 void Worker::cancel_if_requested() {
@@ -664,6 +659,11 @@ int Worker::run(int ready_fd, std::optional<IndexHandOver> handed) {
     sys::poll(fds, 3, poll_timeout(now_micros()));
     if (fds[0].revents & POLLIN) {
       drain_inotify(); // first: a config change it reports applies to a run ending now
+      if (m_run && !m_watch->polling().empty()) {
+        // A poll sees a request appear, but not `cancel` renewing it for a worker that was
+        // still starting the job: at each look, the running job's request is looked for.
+        cancel_if_requested();
+      }
     }
     if (fds[1].revents & POLLIN) {
       drain_signals();

@@ -89,7 +89,9 @@ private:
   const sys::Dir& m_dir;
   std::string m_name;
 };
-// Whether running job `id` is asked to be cancelled.
+// Whether running job `id` is asked to be cancelled: its request is there and was made or
+// renewed within k_cancel_fresh.
+constexpr Micros k_cancel_fresh = 5'000'000;
 bool cancel_requested(const Spool& spool, const std::string& id);
 // Removes requests over a minute old whose job is not running (their `cancel` was killed).
 void remove_stale_cancel_requests(const Spool& spool, Micros now);

@@ -35,8 +35,8 @@ std::vector<pid_t> start_detached(const std::filesystem::path& root, int count,
                                   const std::function<void(std::size_t)>& progress = {});
 
 // Cancels job `id` while it is in processing/ (SPEC section 5): asks for it
-// (CancelRequest), signals the worker that runs it (SIGUSR2), which ends its process
-// group as a timeout does and moves it to dead/ "cancelled". The command of a job whose
+// (CancelRequest, renewed each second), which the worker that runs it sees; it ends its
+// process group as a timeout does and moves it to dead/ "cancelled". The command of a job whose
 // worker died gets SIGTERM, then SIGKILL after `grace`, from here, and the job is recovered
 // as cancelled. Returns the state the job is in once it has left processing/: dead, or
 // another when it finished first. Error(failure) when it is still there after a while.

@@ -26,8 +26,15 @@ if [ -e $SPOOL ]; then
   mv $SPOOL "$SAVED"
 fi
 SUP=""
+POLICY=""
+POLICY_SAVED=""
 cleanup() {
   [ -n "$SUP" ] && kill "$SUP" 2>/dev/null || true
+  if [ -n "$POLICY" ]; then
+    rm -f "$POLICY"
+    [ -n "$POLICY_SAVED" ] && mv "$POLICY_SAVED" "$POLICY"
+    rmdir /run/systemd/system 2>/dev/null || true
+  fi
   dpkg -P queuectl >/dev/null 2>&1 || true
   userdel -r qtest >/dev/null 2>&1 || true
   userdel queuectl >/dev/null 2>&1 || true
@@ -179,12 +186,38 @@ SUP=""
 systemctl enable queuectl.service queuectl-serve.service >/dev/null 2>&1
 WANTS=/etc/systemd/system/multi-user.target.wants
 [ -L $WANTS/queuectl.service ] && [ -L $WANTS/queuectl-serve.service ] || fail "enable made no links"
+# What the maintainer scripts ask of systemd, seen through policy-rc.d, which
+# deb-systemd-invoke consults before each action (Debian's own hook: it answers "run",
+# and deb-systemd-invoke then calls systemctl, which has no systemd to talk to here).
+# /run/systemd/system says that systemd runs, as the scripts check. The named spools'
+# instances (queuectl@NAME) come from systemctl, and cannot be seen without systemd.
+# A policy-rc.d already there (a container's, which forbids everything) is put back after.
+if [ ! -e /run/systemd/system ]; then
+  POLICY=/usr/sbin/policy-rc.d
+  if [ -e $POLICY ]; then
+    POLICY_SAVED="$T/policy-rc.d.saved"
+    mv $POLICY "$POLICY_SAVED"
+  fi
+  printf '#!/bin/sh\necho "$*" >>%s\nexit 0\n' "$T/policy.log" >$POLICY
+  chmod 755 $POLICY
+  mkdir -p /run/systemd/system
+  : >"$T/policy.log"
+fi
 dpkg -i "$DEB" >"$T/dpkg-up.log" 2>&1 || { cat "$T/dpkg-up.log"; fail "dpkg -i over itself"; }
 [ -L $WANTS/queuectl.service ] || fail "an upgrade lost the enablement"
+if [ -n "$POLICY" ]; then
+  [ "$(LC_ALL=C sort "$T/policy.log")" = "$(printf '%s\n' 'queuectl-serve.service try-restart' 'queuectl.service try-restart')" ] ||
+    fail "an upgrade should try-restart both units, and only that: $(cat "$T/policy.log")"
+  : >"$T/policy.log"
+fi
 
 # Remove the package: the spool and its jobs stay; the units are masked (a link left
 # behind starts nothing); purge removes the links and the masks.
 dpkg -r queuectl >"$T/dpkg-r.log" 2>&1 || { cat "$T/dpkg-r.log"; fail "dpkg -r"; }
+if [ -n "$POLICY" ]; then
+  [ "$(LC_ALL=C sort "$T/policy.log")" = "$(printf '%s\n' 'queuectl-serve.service stop' 'queuectl.service stop')" ] ||
+    fail "removal should stop both units, and only that: $(cat "$T/policy.log")"
+fi
 [ ! -e /usr/bin/queuectl ] || fail "binary still installed after dpkg -r"
 [ "$(ls $SPOOL/done | grep -c '\.json$')" = 5 ] || fail "jobs lost on package removal"
 [ "$(readlink /etc/systemd/system/queuectl.service)" = /dev/null ] || fail "dpkg -r did not mask queuectl.service"
