@@ -146,7 +146,7 @@ void CancelRequest::renew() const {
 }
 
 bool CancelRequest::is_request(std::string_view name, const std::string& id) {
-  return name.size() == id.size() + 7 && starts_with(name, "cancel-") && name.substr(7) == id;
+  return name == cancel_name(id);
 }
 
 void remove_stale_cancel_requests(const Spool& spool, Micros now) {

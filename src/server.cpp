@@ -184,6 +184,22 @@ void Api::route(httplib::Server& svr, const std::string& pattern, std::optional<
   svr.Options(pattern, not_allowed); // no CORS preflight is ever granted
 }
 
+// A query parameter that is a count or a byte offset: nullopt when absent; bad usage
+// when not a decimal number that fits.
+std::optional<std::uint64_t> count_param(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) {
+    return std::nullopt;
+  }
+  const std::string v = req.get_param_value(name);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || v[0] == '-' || errno == ERANGE) {
+    bad_usage(fmt::format("invalid {} '{}'", name, v));
+  }
+  return n;
+}
+
 std::string Api::job_id(const httplib::Request& req) const {
   const std::string id = req.matches[1];
   if (!valid_id(id)) {
@@ -293,20 +309,8 @@ void Api::install(httplib::Server& svr) {
               bad_usage(fmt::format("invalid state '{}'", req.get_param_value("state")));
             }
           }
-          const auto num = [&](const char* name, std::size_t dflt) {
-            if (!req.has_param(name)) {
-              return dflt;
-            }
-            const std::string v = req.get_param_value(name);
-            char* end = nullptr;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0' || v[0] == '-') {
-              bad_usage(fmt::format("invalid {} '{}'", name, v));
-            }
-            return static_cast<std::size_t>(n);
-          };
-          const std::size_t offset = num("offset", 0);
-          const std::size_t limit = num("limit", SIZE_MAX);
+          const std::size_t offset = count_param(req, "offset").value_or(0);
+          const std::size_t limit = count_param(req, "limit").value_or(SIZE_MAX);
           bool newest = false;
           if (req.has_param("order")) {
             const std::string order = req.get_param_value("order");
@@ -372,21 +376,8 @@ void Api::install(httplib::Server& svr) {
   route(svr, R"(/api/jobs/([^/]+)/log)", Handler([this](const httplib::Request& req, httplib::Response& res) {
           // ?from=N: the bytes from N on; ?tail=N: at most the last N. X-Log-Offset says
           // where the text starts, X-Log-Size how long the log was.
-          const auto num = [&](const char* name) -> std::optional<std::uint64_t> {
-            if (!req.has_param(name)) {
-              return std::nullopt;
-            }
-            const std::string v = req.get_param_value(name);
-            char* end = nullptr;
-            errno = 0;
-            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0' || v[0] == '-' || errno == ERANGE) {
-              bad_usage(fmt::format("invalid {} '{}'", name, v));
-            }
-            return n;
-          };
-          const auto from = num("from");
-          const auto tail = num("tail");
+          const auto from = count_param(req, "from");
+          const auto tail = count_param(req, "tail");
           if (!from && !tail) {
             res.set_content(cmd::log_text(m_spool, job_id(req)), "text/plain; charset=utf-8");
             return;

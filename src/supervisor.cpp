@@ -328,12 +328,10 @@ int Supervisor::run(int ready_fd) {
   // watches are set (see hand_over_scan), a single first worker too, so that the scan's
   // progress can be told; a worker started later scans the spool itself.
   m_progress_on_tty = !m_ready_fd && sys::is_terminal(STDERR_FILENO);
-  {
-    if (Fd file = m_spool.tmp().create_unnamed(m_spool.file_mode())) {
-      auto [rd, wr] = sys::make_pipe("the workers' start");
-      m_handed = IndexHandOver{std::move(rd), std::move(file)};
-      m_go = std::move(wr);
-    }
+  if (Fd file = m_spool.tmp().create_unnamed(m_spool.file_mode())) {
+    auto [rd, wr] = sys::make_pipe("the workers' start");
+    m_handed = IndexHandOver{std::move(rd), std::move(file)};
+    m_go = std::move(wr);
   }
   // Each worker says it is ready through its own pipe.
   std::vector<Fd> ready;
