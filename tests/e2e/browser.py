@@ -1,5 +1,5 @@
 """What the browser tests share: chromedriver driven through its WebDriver HTTP API (no
-client library), and waiting for a condition with a deadline."""
+client library), waiting for a condition with a deadline, and cleaning up after a test."""
 import json
 import shutil
 import socket
@@ -98,3 +98,15 @@ def start_chromedriver():
     url = f"http://127.0.0.1:{port}"
     wait_for("chromedriver", lambda: urllib.request.urlopen(url + "/status", timeout=2).status == 200)
     return driver, url
+
+
+def clean_up(procs, tmp):
+    """Ends the processes a test started (SIGTERM, SIGKILL after 10 s) and removes its
+    temporary directory."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)

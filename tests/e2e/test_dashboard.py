@@ -9,11 +9,10 @@ Exits 77 (skipped) when chromium or chromedriver is not installed.
 """
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 
-from browser import WebDriver, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -97,10 +96,4 @@ try:
     wd.s("DELETE", "")
     print("ok")
 finally:
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_up(procs, tmp)

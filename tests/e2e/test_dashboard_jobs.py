@@ -11,11 +11,10 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 
-from browser import WebDriver, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -209,10 +208,4 @@ try:
     wd.s("DELETE", "")
     print("ok")
 finally:
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_up(procs, tmp)

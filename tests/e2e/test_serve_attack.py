@@ -10,12 +10,11 @@ Environment: QUEUECTL (the binary). Exits 77 (skipped) without chromium/chromedr
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
 
-from browser import WebDriver, free_port, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, free_port, skip_without_browser, start_chromedriver, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -148,10 +147,4 @@ try:
     wd.s("DELETE", "")
     print("ok")
 finally:
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_up(procs, tmp)
