@@ -1,5 +1,6 @@
 """What the browser tests share: chromedriver driven through its WebDriver HTTP API (no
-client library), waiting for a condition with a deadline, and cleaning up after a test."""
+client library), waiting for a condition with a deadline, starting `serve`, and cleaning
+up after a test."""
 import json
 import shutil
 import socket
@@ -98,6 +99,15 @@ def start_chromedriver():
     url = f"http://127.0.0.1:{port}"
     wait_for("chromedriver", lambda: urllib.request.urlopen(url + "/status", timeout=2).status == 200)
     return driver, url
+
+
+def start_serve(queuectl, spool, *args):
+    """Starts `queuectl serve` on the spool: (its process, the URL it says it serves)."""
+    server = subprocess.Popen([queuectl, "--spool", spool, "serve", *args], stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline()
+    base = line.strip().rsplit(" ", 1)[-1]
+    assert base.startswith("http://"), line
+    return server, base
 
 
 def clean_up(procs, tmp):

@@ -12,7 +12,7 @@ import os
 import subprocess
 import tempfile
 
-from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, start_serve, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -37,12 +37,9 @@ try:
         json.dump({"id": "built", "command": "make", "state": "completed", "attempts": 1, "max_retries": 3,
                    "exit_code": 0, "last_error": None, "created_at": "2026-11-23T05:00:00.000000Z"}, f)
 
-    server = subprocess.Popen([QUEUECTL, "--spool", spool, "serve", "--listen", "127.0.0.1:0"],
-                              stdout=subprocess.PIPE, text=True)
+    server, base = start_serve(QUEUECTL, spool, "--listen", "127.0.0.1:0")
     procs.append(server)
-    line = server.stdout.readline()
-    base = line.strip().rsplit(" ", 1)[-1]
-    assert base.startswith("http://127.0.0.1:"), line
+    assert base.startswith("http://127.0.0.1:"), base
 
     driver, wd_url = start_chromedriver()
     procs.append(driver)

@@ -14,7 +14,7 @@ import re
 import subprocess
 import tempfile
 
-from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, skip_without_browser, start_chromedriver, start_serve, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -54,10 +54,8 @@ try:
     q("enqueue", "--id", "after-paint", "--after", "paint", "--command", "echo next", "--hold")
     q("enqueue", "--id", "later", "--delay", "2h", "--command", "echo later", "--tag", "nightly")
 
-    server = subprocess.Popen([QUEUECTL, "--spool", spool, "serve", "--listen", "127.0.0.1:0"],
-                              stdout=subprocess.PIPE, text=True)
+    server, base = start_serve(QUEUECTL, spool, "--listen", "127.0.0.1:0")
     procs.append(server)
-    base = server.stdout.readline().strip().rsplit(" ", 1)[-1]
     assert base.startswith("http://127.0.0.1:"), base
 
     driver, wd_url = start_chromedriver()

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 
-from browser import WebDriver, clean_up, free_port, skip_without_browser, start_chromedriver, wait_for
+from browser import WebDriver, clean_up, free_port, skip_without_browser, start_chromedriver, start_serve, wait_for
 
 QUEUECTL = os.environ["QUEUECTL"]
 skip_without_browser()
@@ -29,10 +29,8 @@ def q(*args):
 
 
 def serve(*args):
-    server = subprocess.Popen([QUEUECTL, "--spool", spool, "serve", *args], stdout=subprocess.PIPE, text=True)
+    server, base = start_serve(QUEUECTL, spool, *args)
     procs.append(server)
-    base = server.stdout.readline().strip().rsplit(" ", 1)[-1]
-    assert base.startswith("http://"), base
     return server, base
 
 
